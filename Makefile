@@ -1,0 +1,45 @@
+# blip2-lora: `make demo` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# 2 cores: each parallel worker gets one torch thread (2 threads x 2 workers measured 2-5x slower)
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+WORKERS ?= 2
+NBDEV_SKIP ?= ^[_.]
+
+.PHONY: install test check-sync nbtest pytest demo lab docs clean
+
+$(STAMP): settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools<82" wheel
+	$(BIN)/python -m pip install -q "$(TORCH)"   # torch first: an unpinned torch pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+check-sync: $(STAMP)   ## fail if nbdev_export / nbdev_clean would change a tracked file
+	$(BIN)/python tools/check_sync.py
+
+nbtest: $(STAMP)       ## every notebook as a test; cuda/hub/slow cells skipped (tst_flags)
+	$(BIN)/nbdev_test --n_workers $(WORKERS) --skip_file_re '$(NBDEV_SKIP)' --timing
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(WORKERS) tests/
+
+test: check-sync nbtest pytest
+
+demo: $(STAMP)
+	$(BIN)/blip2-lora demo
+
+lab:
+	test -x $(BIN)/python || $(MAKE) install
+	$(BIN)/python -m pip install -q -e ".[lab]"
+	$(BIN)/jupyter lab nbs/
+
+clean:
+	rm -rf _docs _proc build dist *.egg-info
