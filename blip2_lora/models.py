@@ -59,7 +59,7 @@ def tiny_tokenizer(lm:str='opt', # 'opt' (decoder-only) or 't5' (encoder-decoder
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token='</s>', pad_token='<pad>', unk_token='<unk>',
                                    clean_up_tokenization_spaces=False, **kw)
 
-# %% ../nbs/00_models.ipynb #d1509bd9
+# %% ../nbs/00_models.ipynb #035aa283
 def tiny_config(tokenizer, # the tokenizer the model will use (its length, special ids)
                 lm:str='opt', # 'opt' or 't5' language model
                 image_size:int=32, # input resolution (square)
@@ -69,6 +69,9 @@ def tiny_config(tokenizer, # the tokenizer the model will use (its length, speci
                 heads:int=4, # attention heads everywhere
                 num_query_tokens:int=8, # learnable Q-Former queries = soft-prompt length
                 cross_attention_frequency:int=1, # a cross-attention block every N Q-Former layers (real: 2)
+                vision:dict|None=None, # overrides for the vision config only (e.g. `dict(hidden_size=96, num_hidden_layers=4)`)
+                qformer:dict|None=None, # overrides for the Q-Former config only
+                text:dict|None=None, # overrides for the language-model config only (OPTConfig / T5Config fields)
                )->Blip2Config:
     "A small `Blip2Config` whose parts have the structure of the real ones."
     vocab, image_id = len(tokenizer), tokenizer.convert_tokens_to_ids('<image>')
@@ -77,6 +80,7 @@ def tiny_config(tokenizer, # the tokenizer the model will use (its length, speci
     qc = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4*hidden,
               cross_attention_frequency=cross_attention_frequency, vocab_size=vocab, max_position_embeddings=128,
               initializer_range=hidden**-0.5) # at 0.02 the image moves the Q-Former output by only ~1%
+    vc.update(vision or {}); qc.update(qformer or {})
     if lm == 'opt':
         tc = OPTConfig(vocab_size=vocab, hidden_size=hidden, word_embed_proj_dim=hidden, num_hidden_layers=layers,
                        ffn_dim=4*hidden, num_attention_heads=heads, max_position_embeddings=256, dropout=0.0,
@@ -89,6 +93,7 @@ def tiny_config(tokenizer, # the tokenizer the model will use (its length, speci
                       eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
                       bos_token_id=tokenizer.eos_token_id) # image-only `generate` starts the encoder input with it
     else: raise Blip2LoraError(f"unknown lm {lm!r}: use 'opt' or 't5'")
+    for k, v in (text or {}).items(): setattr(tc, k, v)
     return Blip2Config(vision_config=vc, qformer_config=qc, text_config=tc.to_dict(),
                        num_query_tokens=num_query_tokens, image_token_index=image_id)
 
