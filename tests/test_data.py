@@ -1,0 +1,164 @@
+"Data layer: synthetic generator, loaders and their errors, image normalisation, collator labels (OPT and T5)."
+import json, warnings
+from pathlib import Path
+import numpy as np, pytest, torch
+from PIL import Image
+from blip2_lora.models import Blip2LoraError, load_model, load_processor
+from blip2_lora.data import (synthetic, combos, captions, load_data, load_image, Collator, VQA_PROMPT,
+                             is_encoder_decoder)
+
+@pytest.fixture(scope='module')
+def opt(): return load_processor('blip2-lora/tiny-opt')
+
+@pytest.fixture(scope='module')
+def t5(): return load_processor('blip2-lora/tiny-t5')
+
+def _rows(n=3, seed=0, task='caption'): return list(synthetic(n, seed=seed, task=task))
+
+# --- synthetic -------------------------------------------------------------------------------------------------
+def test_synthetic_balanced_deterministic_heldout():
+    ds = synthetic(48, seed=0)
+    assert ds.column_names == ['image', 'text'] and len(set(ds['text'])) == 24
+    assert all(ds['text'].count(c) == 2 for c in captions())
+    assert synthetic(7, seed=4)['text'] == synthetic(7, seed=4)['text']
+    a, b = synthetic(24, seed=0), synthetic(24, seed=1)
+    assert not any(np.array_equal(np.asarray(x), np.asarray(y)) for x in a['image'] for y in b['image'])
+    assert a[0]['image'].mode == 'RGB' and a[0]['image'].size == (64, 64)
+    assert len(combos(colours=['red', 'green', 'blue', 'yellow', 'purple'])) == 30
+
+def test_synthetic_vqa():
+    ds = synthetic(12, seed=1, task='vqa')
+    assert ds.column_names == ['image', 'question', 'answer']
+    assert {'what colour is the shape?', 'what shape is it?', 'where is the shape?'} == set(ds['question'])
+
+# --- loaders ---------------------------------------------------------------------------------------------------
+def _imagefolder(d, ds, key='text', meta='metadata.jsonl'):
+    d.mkdir(parents=True)
+    lines = []
+    for i, r in enumerate(ds):
+        r['image'].save(d/f'{i}.png'); lines.append(json.dumps({'file_name': f'{i}.png', key: r['text']}))
+    (d/meta).write_text('\n'.join(lines) + '\n')
+    return d
+
+def test_load_sources(tmp_path):
+    src = synthetic(5, seed=3)
+    f = _imagefolder(tmp_path/'f', src)
+    src.save_to_disk(str(tmp_path/'disk'))
+    for ds in (load_data(f), load_data(tmp_path/'disk'), load_data(f/'metadata.jsonl')):
+        assert ds['text'] == src['text']
+        assert np.array_equal(np.asarray(ds[2]['image']), np.asarray(src[2]['image']))
+    g = _imagefolder(tmp_path/'g', src, key='caption')
+    assert load_data(g, text_column='caption')['text'] == src['text']
+    assert load_data('synthetic:10:2')['text'] == synthetic(10, 2)['text']
+
+@pytest.mark.parametrize('case,msg', [
+    ('missing', 'does not exist'), ('empty', 'is empty (0 rows)'), ('nocol', "has no 'text' column"),
+    ('blank', "row 1 has an empty 'text'"), ('vqa', "has no 'question' column"), ('cut', '3.png is not a readable image'),
+    ('nofile', '2.png does not exist'), ('nometa', 'neither a save_to_disk folder nor an imagefolder')])
+def test_load_errors(tmp_path, case, msg):
+    src = synthetic(5, seed=3)
+    f = _imagefolder(tmp_path/'f', src, key='caption' if case == 'nocol' else 'text')
+    task = 'vqa' if case == 'vqa' else 'caption'
+    meta = f/'metadata.jsonl'
+    if case == 'missing': f = tmp_path/'nope'
+    if case == 'empty': meta.write_text('')
+    if case == 'blank':
+        ls = meta.read_text().splitlines(); ls[1] = json.dumps({'file_name': '1.png', 'text': ''}); meta.write_text('\n'.join(ls))
+    if case == 'cut': (f/'3.png').write_bytes((f/'3.png').read_bytes()[:120])
+    if case == 'nofile': (f/'2.png').unlink()
+    if case == 'nometa': meta.unlink()
+    with pytest.raises(Blip2LoraError, match=None) as e: load_data(f, task=task)
+    assert msg in str(e.value) and '\n' not in str(e.value)
+
+# --- images ----------------------------------------------------------------------------------------------------
+def test_load_image_modes(tmp_path):
+    rgba = Image.new('RGBA', (3, 3), (10, 20, 30, 0))
+    assert np.asarray(load_image(rgba))[1, 1].tolist() == [255, 255, 255]
+    Image.fromarray(np.array([[0, 65535]], dtype=np.uint16)).save(tmp_path/'a.png')
+    assert np.asarray(load_image(tmp_path/'a.png'))[0, :, 0].tolist() == [0, 255]
+    p = Image.new('P', (2, 2)); p.putpalette([0, 0, 0, 9, 99, 199] + [0] * 762); p.putpixel((0, 0), 1)
+    assert np.asarray(load_image(p))[0, 0].tolist() == [9, 99, 199]
+    for m in ('L', '1', 'CMYK', 'LA', 'I', 'F'): assert load_image(Image.new(m, (4, 4))).mode == 'RGB'
+
+def test_load_image_exif_and_bomb(tmp_path):
+    im = Image.new('RGB', (40, 10)); ex = Image.Exif(); ex[0x0112] = 8
+    im.save(tmp_path/'r.png', exif=ex.tobytes())
+    assert load_image(tmp_path/'r.png').size == (10, 40)
+    Image.new('L', (600, 600)).save(tmp_path/'big.png')
+    with pytest.raises(Blip2LoraError, match='big.png has 600x600 pixels'): load_image(tmp_path/'big.png', max_pixels=100_000)
+
+# --- collator --------------------------------------------------------------------------------------------------
+def test_collator_opt_caption_tokens(opt):
+    rows = _rows(3)
+    b = Collator(opt)(rows)
+    tok, nq, ph = opt.tokenizer, opt.num_query_tokens, opt.tokenizer.convert_tokens_to_ids('<image>')
+    ref = opt(images=[r['image'] for r in rows], text=[r['text'] for r in rows], padding=True, return_tensors='pt')
+    assert torch.equal(b['pixel_values'], ref.pixel_values)
+    for i, r in enumerate(rows):
+        n = int(ref.attention_mask[i].sum())
+        ids, lab, am = b['input_ids'][i].tolist(), b['labels'][i].tolist(), b['attention_mask'][i].tolist()
+        assert ids[:n] == ref.input_ids[i, :n].tolist() and ids[n] == tok.eos_token_id
+        assert ids[:nq] == [ph] * nq and ids[nq] == tok.bos_token_id
+        caption = tok(r['text'], add_special_tokens=False).input_ids
+        assert lab == [-100] * (nq + 1) + caption + [tok.eos_token_id] + [-100] * (len(ids) - n - 1)
+        assert am == [1] * (n + 1) + [0] * (len(ids) - n - 1)
+
+def test_collator_opt_vqa_masks_prompt(opt):
+    rows = _rows(3, task='vqa')
+    b = Collator(opt, task='vqa')(rows)
+    tok, nq = opt.tokenizer, opt.num_query_tokens
+    for i, r in enumerate(rows):
+        full = tok(VQA_PROMPT.format(question=r['question']) + ' ' + r['answer']).input_ids
+        prompt = tok(VQA_PROMPT.format(question=r['question'])).input_ids
+        ans = full[len(prompt):]
+        assert tok.decode(ans) == ' ' + r['answer']
+        lab = b['labels'][i].tolist()
+        assert lab[:nq + len(prompt)] == [-100] * (nq + len(prompt))
+        assert lab[nq + len(prompt):nq + len(full) + 1] == ans + [tok.eos_token_id]
+        assert set(lab[nq + len(full) + 1:]) <= {-100}
+
+def test_collator_t5(t5):
+    rows = _rows(3, task='vqa')
+    c = Collator(t5, task='vqa'); b = c(rows)
+    assert c.encoder_decoder
+    tok, nq = t5.tokenizer, t5.num_query_tokens
+    ref = t5(images=[r['image'] for r in rows], text=[VQA_PROMPT.format(question=r['question']) for r in rows], padding=True, return_tensors='pt')
+    assert torch.equal(b['input_ids'], ref.input_ids) and torch.equal(b['attention_mask'], ref.attention_mask)
+    for i, r in enumerate(rows):
+        want = tok(r['answer']).input_ids
+        assert b['labels'][i].tolist() == want + [-100] * (b['labels'].shape[1] - len(want))
+    cap = Collator(t5)(_rows(2))
+    assert cap['input_ids'][:, :nq].eq(tok.convert_tokens_to_ids('<image>')).all()
+    assert cap['input_ids'].shape[1] == nq + 1  # the image and T5's </s>: the caption is only in the labels
+
+def test_family_detection(opt, t5):
+    assert not is_encoder_decoder(opt) and is_encoder_decoder(t5)
+    assert is_encoder_decoder(load_model('blip2-lora/tiny-t5').config) and not is_encoder_decoder(load_model().config)
+
+def test_max_length_policy(opt, t5):
+    rows = [dict(image=Image.new('RGB', (8, 8)), text='a red circle on the left ' * 6), dict(image=Image.new('RGB', (8, 8)), text='a dot')]
+    for p in (opt, t5):
+        c = Collator(p, max_length=10)
+        assert c.count_long(rows) == 1
+        with pytest.warns(UserWarning, match='1 of 2 rows .* max_length=10'): b = c(rows)
+        assert c.n_cut == 1 and b['attention_mask'].sum(1).max() <= 10 + p.num_query_tokens
+        assert (b['labels'][0] != -100).sum() <= 10
+        with pytest.raises(Blip2LoraError, match='1 of 2 rows have more than max_length=10'): Collator(p, max_length=10, overflow='error')(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error'); Collator(opt, max_length=64)(rows)  # long enough: no warning
+
+@pytest.mark.parametrize('name', ['blip2-lora/tiny-opt', 'blip2-lora/tiny-t5'])
+def test_loss_depends_on_image(name):
+    "The collator's batch makes the loss depend on the image: swapping the images changes each row's loss."
+    torch.manual_seed(0)
+    model, proc = load_model(name), load_processor(name)
+    rows = _rows(4, seed=7)
+    c = Collator(proc)
+    def losses(rs):
+        b = c(rs)
+        with torch.no_grad(): return torch.stack([model(**{k: v[i:i+1] for k, v in b.items()}).loss for i in range(len(rs))])
+    base = losses(rows)
+    swapped = losses([dict(image=rows[(i + 1) % 4]['image'], text=r['text']) for i, r in enumerate(rows)])
+    assert (base - swapped).abs().min() > 1e-4, (base, swapped)
+    again = losses(rows)
+    assert torch.allclose(base, again)
