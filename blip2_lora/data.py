@@ -141,7 +141,7 @@ def load_image(x, # a PIL image, a path, bytes, a `datasets` dict {'bytes', 'pat
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise Blip2LoraError(f'{name} is not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else "truncated or corrupt"}): fix or remove it') from None
 
-# %% ../nbs/04_data.ipynb #1bf18bc4
+# %% ../nbs/04_data.ipynb #952a2379
 VQA_PROMPT = 'Question: {question} Answer:' # the BLIP-2 paper's VQA prompt
 
 def _read_metadata(folder:Path)->list[dict]:
@@ -161,15 +161,16 @@ def _read_metadata(folder:Path)->list[dict]:
         r['file_name'] = str(folder/r['file_name'])
     return rows
 
-def _imagefolder(folder:Path, image_column:str)->datasets.Dataset:
+def _imagefolder(folder:Path)->datasets.Dataset:
+    "An imagefolder as a Dataset: column `image` (from `file_name`) plus the metadata's other columns."
     rows = _read_metadata(folder)
     if not rows: return datasets.Dataset.from_dict({})
-    cols = {k: [r.get(k) for r in rows] for k in rows[0]}
-    cols[image_column if image_column != 'image' else 'image'] = cols.pop('file_name')
-    return datasets.Dataset.from_dict(cols).cast_column(image_column, datasets.Image())
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != 'file_name'))
+    cols = {'image': [r['file_name'] for r in rows], **{k: [r.get(k) for r in rows] for k in keys if k != 'image'}}
+    return datasets.Dataset.from_dict(cols).cast_column('image', datasets.Image())
 
-# %% ../nbs/04_data.ipynb #cc170d98
-def _open_source(source:str, split:str, image_column:str):
+# %% ../nbs/04_data.ipynb #2f39c28b
+def _open_source(source:str, split:str):
     "The raw `datasets.Dataset` behind `source` (no column checks yet)."
     if source.startswith('synthetic:'):
         parts = source.split(':')[1:]
@@ -180,7 +181,7 @@ def _open_source(source:str, split:str, image_column:str):
     if p.is_file() and p.name in ('metadata.jsonl', 'metadata.csv'): p = p.parent
     if p.is_dir():
         for d in (p, p/split):
-            if (d/'metadata.jsonl').exists() or (d/'metadata.csv').exists(): return _imagefolder(d, image_column), None
+            if (d/'metadata.jsonl').exists() or (d/'metadata.csv').exists(): return _imagefolder(d), None
         if (p/'dataset_dict.json').exists() or (p/'state.json').exists() or (p/'dataset_info.json').exists():
             ds = datasets.load_from_disk(str(p))
             if isinstance(ds, datasets.DatasetDict):
@@ -195,7 +196,7 @@ def _open_source(source:str, split:str, image_column:str):
     try: return datasets.load_dataset(source, split=split), None
     except Exception as e: raise Blip2LoraError(f'could not load {source!r} from the Hub ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}): check the id and split') from None
 
-# %% ../nbs/04_data.ipynb #efd4af2b
+# %% ../nbs/04_data.ipynb #a5a34741
 def check_data(ds:datasets.Dataset, # canonical columns: image + text, or image + question + answer
                task:str='caption', # 'caption' or 'vqa'
                source:str='data', # how to name the data set in messages
@@ -209,15 +210,16 @@ def check_data(ds:datasets.Dataset, # canonical columns: image + text, or image 
         if c not in ds.column_names: raise Blip2LoraError(f'{source} has no {c!r} column (columns: {", ".join(ds.column_names)})' + (': use --task caption or name the columns with --question-column/--answer-column' if task == 'vqa' else ': name it with text_column=/--text-column'))
     for c in need[1:]:
         for i, v in enumerate(ds[c]):
-            if v is None or not str(v).strip(): raise Blip2LoraError(f'{source} row {i} has an empty {c!r}: every row needs a non-empty {c}')
+            if v is None or not str(v).strip() or (isinstance(v, (list, tuple)) and not any(str(x).strip() for x in v)): raise Blip2LoraError(f'{source} row {i} has an empty {c!r}: every row needs a non-empty {c}')
     if check_images:
         raw = ds.cast_column('image', datasets.Image(decode=False)) if isinstance(ds.features.get('image'), datasets.Image) else ds
-        for i, x in enumerate(raw['image']):
-            nm = (x.get('path') if isinstance(x, dict) else None) or f'{source} row {i} image'
-            load_image(x, max_pixels=max_pixels, name=nm)
+        for i0 in range(0, len(raw), 256):   # in chunks: never all the image bytes in memory at once
+            for i, x in enumerate(raw[i0:i0 + 256]['image'], start=i0):
+                nm = (x.get('path') if isinstance(x, dict) else None) or f'{source} row {i} image'
+                load_image(x, max_pixels=max_pixels, name=nm)
     return ds
 
-# %% ../nbs/04_data.ipynb #31b86796
+# %% ../nbs/04_data.ipynb #785147d3
 def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:SEED]`, or a Dataset
               task:str='caption', # 'caption' or 'vqa'
               text_column:str='text', question_column:str='question', answer_column:str='answer', image_column:str='image', # source column names
@@ -227,7 +229,7 @@ def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:
     "Load captioning / VQA data from any supported source into canonical columns, and check it."
     if task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {task!r}: use 'caption' or 'vqa'")
     if isinstance(source, datasets.Dataset): ds, syn = source, None
-    else: ds, syn = _open_source(str(source), split, image_column)
+    else: ds, syn = _open_source(str(source), split)
     if syn is not None: return synthetic(syn[0], syn[1], task=task)
     ren = {image_column: 'image', **({text_column: 'text'} if task == 'caption' else {question_column: 'question', answer_column: 'answer'})}
     ren = {k: v for k, v in ren.items() if k != v and k in ds.column_names}
@@ -244,7 +246,7 @@ def is_encoder_decoder(x)->bool:
     ids = tok('a').input_ids
     return ids[-1] == tok.eos_token_id and ids[0] != tok.eos_token_id and tok.bos_token_id is None
 
-# %% ../nbs/04_data.ipynb #14b764ce
+# %% ../nbs/04_data.ipynb #e0a05c17
 class Collator:
     "Turn rows (image + text, or image + question + answer) into a BLIP-2 batch with masked labels."
     def __init__(self, processor, # a `Blip2Processor` (see `load_processor`)
@@ -271,9 +273,11 @@ class Collator:
         return self.processor(images=ims, return_tensors='pt').pixel_values
 
     def parts(self, row:dict)->tuple[str,str]:
-        "(prompt, target) text of one row."
-        if self.task == 'vqa': return self.prompt.format(question=str(row['question']).strip()), str(row['answer']).strip()
-        return self.prompt, str(row['text']).strip()
+        "(prompt, target) text of one row; a list of answers (VQAv2 style) trains on the most common one."
+        if self.task == 'caption': return self.prompt, str(row['text']).strip()
+        a = row['answer']
+        if isinstance(a, (list, tuple)): a = max(a, key=list(a).count) if a else ''
+        return self.prompt.format(question=str(row['question']).strip()), str(a).strip()
 
     def __call__(self, rows:list[dict])->dict:
         "A batch: `pixel_values`, `input_ids`, `attention_mask`, `labels` (-100 where no loss)."
@@ -289,9 +293,15 @@ class Collator:
             cut = len(lab) > L
             return ids, (lab[:L-1] + [tok.eos_token_id] if cut else lab), cut
         sep = ' ' if prompt else ''
-        enc = tok(prompt + sep + target, return_offsets_mapping=True, return_special_tokens_mask=True)
+        if getattr(tok, 'is_fast', True): # a token is the target's if it starts at or after the separator
+            enc = tok(prompt + sep + target, return_offsets_mapping=True, return_special_tokens_mask=True)
+            lab = [i if not sp and s >= len(prompt) else -100 for i, sp, (s, _) in zip(enc.input_ids, enc.special_tokens_mask, enc.offset_mapping)]
+        else:                              # no offsets: the prompt's ids must be a prefix of the row's ids
+            enc, n = tok(prompt + sep + target), len(tok(prompt).input_ids)
+            if enc.input_ids[:n] != tok(prompt).input_ids: raise Blip2LoraError(f'the tokenizer merges the prompt {prompt[:40]!r} with its answer: use a fast tokenizer or end the prompt with punctuation')
+            lab = [-100] * n + enc.input_ids[n:]
         ids = enc.input_ids + [tok.eos_token_id]   # EOS so the model learns to stop
-        lab = [i if not sp and s >= len(prompt) else -100 for i, sp, (s, _) in zip(enc.input_ids, enc.special_tokens_mask, enc.offset_mapping)] + [tok.eos_token_id]
+        lab = lab + [tok.eos_token_id]
         n_prompt = next((j for j, l in enumerate(lab) if l != -100), len(lab))
         if n_prompt + 1 >= L: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {n_prompt} tokens, leaving no room for the target within max_length={L}: raise max_length')
         cut = len(ids) > L
@@ -318,12 +328,15 @@ class Collator:
         else: out['labels'] = torch.tensor([[-100] * len(ph) + l + [-100] * (T - len(ph) - len(l)) for _, l, _ in enc])
         return out
 
-    def count_long(self, data)->int:
-        "How many rows of `data` (a Dataset or list of rows) have more text tokens than `max_length`."
+    def count_long(self, data, # a Dataset or a list of rows
+                   warn:bool=True, # also warn with the count when it is not 0
+                  )->int:
+        "How many rows of `data` have more text tokens than `max_length` (call it before training)."
         cols = ('question', 'answer') if self.task == 'vqa' else ('text',)
         rows = [dict(zip(cols, v)) for v in zip(*(data[c] if isinstance(data, datasets.Dataset) else [r[c] for r in data] for c in cols))]
         n = 0
         for p, t in map(self.parts, rows):
             if self.encoder_decoder: n += len(self.tok(t).input_ids) > self.max_length
             else: n += len(self.tok(p + (' ' if p else '') + t).input_ids) + 1 > self.max_length
+        if n and warn: warnings.warn(f'{n} of {len(rows)} rows have more than max_length={self.max_length} text tokens: they will be ' + ('cut' if self.overflow == 'warn' else 'refused') + '; raise max_length to keep them whole')
         return n

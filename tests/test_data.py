@@ -139,7 +139,8 @@ def test_max_length_policy(opt, t5):
     rows = [dict(image=Image.new('RGB', (8, 8)), text='a red circle on the left ' * 6), dict(image=Image.new('RGB', (8, 8)), text='a dot')]
     for p in (opt, t5):
         c = Collator(p, max_length=10)
-        assert c.count_long(rows) == 1
+        with pytest.warns(UserWarning, match='1 of 2 rows have more than max_length=10 text tokens: they will be cut'): assert c.count_long(rows) == 1
+        assert c.count_long(rows[1:], warn=False) == 0
         with pytest.warns(UserWarning, match='1 of 2 rows .* max_length=10'): b = c(rows)
         assert c.n_cut == 1 and b['attention_mask'].sum(1).max() <= 10 + p.num_query_tokens
         assert (b['labels'][0] != -100).sum() <= 10
@@ -162,3 +163,24 @@ def test_loss_depends_on_image(name):
     assert (base - swapped).abs().min() > 1e-4, (base, swapped)
     again = losses(rows)
     assert torch.allclose(base, again)
+
+@pytest.mark.parametrize('name,task', [('blip2-lora/tiny-opt', 'caption'), ('blip2-lora/tiny-opt', 'vqa'), ('blip2-lora/tiny-t5', 'vqa')])
+def test_masks_match_model_loss(name, task):
+    "Cross-entropy by hand over exactly the unmasked label positions equals the model's loss."
+    model, proc = load_model(name), load_processor(name)
+    b = Collator(proc, task=task)(_rows(3, seed=2, task=task))
+    with torch.no_grad(): out = model(**b)
+    if model.config.use_decoder_only_language_model: logits, lab = out.logits[:, :-1], b['labels'][:, 1:]
+    else: logits, lab = out.logits, b['labels']
+    keep = lab != -100
+    assert torch.allclose(out.loss, torch.nn.functional.cross_entropy(logits[keep], lab[keep]), atol=1e-5)
+
+def test_vqa_answer_lists_and_hub_offline(opt, monkeypatch):
+    row = dict(image=Image.new('RGB', (8, 8)), question='how many?', answer=['two', '2', 'two'])
+    b = Collator(opt, task='vqa')([row])
+    lab = b['labels'][0]
+    assert opt.tokenizer.decode(lab[lab != -100]) == ' two</s>'
+    monkeypatch.setenv('HF_ENDPOINT', 'http://127.0.0.1:9')  # nothing listens there: the Hub is unreachable
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    with pytest.raises(Blip2LoraError, match="'nobody/no-such-data' is not a local folder and the Hugging Face Hub is unreachable"):
+        load_data('nobody/no-such-data')
