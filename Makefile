@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 WORKERS ?= 2
 NBDEV_SKIP ?= ^[_.]
 
-.PHONY: install test check-sync nbtest pytest demo lab docs clean
+.PHONY: install test check-sync nbtest pytest demo lab docs docs-check clean
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ nbtest: $(STAMP)       ## every notebook as a test; cuda/hub/slow cells skipped 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(WORKERS) tests/
 
-test: check-sync nbtest pytest
+test: check-sync nbtest pytest docs-check
+
+docs: $(STAMP)         ## docs site offline: nbdev proc_nbs() -> mkdocs-material -> _docs/ (with Quarto: nbdev_docs)
+	$(BIN)/python tools/docs.py build
+
+SHOTS ?= _docs/_screenshots
+docs-check: docs       ## every page in headless Chromium (SKIPPED loudly without chromium); `SHOTS=docs` updates docs/*.png
+	$(BIN)/python tools/docs.py check --shots $(SHOTS)
 
 demo: $(STAMP)
 	$(BIN)/blip2-lora demo

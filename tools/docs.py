@@ -1,0 +1,273 @@
+"""The docs site without Quarto: an offline build and a real-browser check (developer tool, not part of the package).
+
+Users and CI with Quarto run nbdev's standard path, `nbdev_docs` (`nbs/_quarto.yml`, `nbs/nbdev.yml`, a generated
+`sidebar.yml`). Quarto cannot be installed here, so `make docs` renders the *same* processed notebooks
+(`nbdev.serve.proc_nbs()`: show_doc output, links, hidden cells, front matter, exactly what Quarto gets) with
+mkdocs-material (settings in `tools/mkdocs.yml`):
+
+    python tools/docs.py build                 # nbs/ -> _proc/ (nbdev) -> _proc/_md/ (markdown) -> _docs/ (HTML)
+    python tools/docs.py check [--shots DIR]   # headless Chromium reads _docs/ from 127.0.0.1 and asserts on it
+
+The glue (`nb2md`) only does what Quarto does to a processed notebook: front matter -> title, `#|` directives
+(echo/output/include), outputs -> markdown/images/HTML, callouts -> admonitions, `{...}` attributes, math ->
+MathML (no CDN), heading ids as pandoc makes them, doc links to the site -> relative links. Page names and sidebar
+order are nbdev's own (`output-file`, `nbdev_sidebar`), so new notebooks appear with no change here.
+"""
+import base64, contextlib, hashlib, html, io, json, os, posixpath, re, shutil, subprocess, sys, time, warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROC_MD = '_md'   # our markdown lives in _proc/_md (Quarto ignores folders starting with `_`)
+IMG_MIME = {'image/png': 'png', 'image/jpeg': 'jpg', 'image/svg+xml': 'svg'}
+
+def _cfg():
+    os.chdir(ROOT)
+    from nbdev.config import get_config
+    return get_config()
+
+def site_url(cfg=None) -> str:
+    "The published site's root URL (doc_host + doc_baseurl), as nbdev writes it into doc links."
+    cfg = cfg or _cfg()
+    return f"{cfg.doc_host.rstrip('/')}/{cfg.doc_baseurl.strip('/')}/".replace('//', '/').replace(':/', '://')
+
+# ---------------------------------------------------------------------------------------------- notebooks and pages
+def notebook_order(cfg=None) -> list:
+    "Notebooks (paths relative to nbs/) in sidebar order, as `nbdev_sidebar` (run by `nbdev_docs`) writes them."
+    import yaml
+    from nbdev.quarto import nbdev_sidebar
+    cfg = cfg or _cfg()
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf): nbdev_sidebar.__wrapped__(path=cfg.nbs_path, printit=True, force=True)
+    out = []
+    def walk(items):
+        for it in items:
+            if isinstance(it, str): out.append(it)
+            else:
+                if it.get('href'): out.append(it['href'])
+                walk(it.get('contents', []))
+    walk(yaml.safe_load(buf.getvalue())['website']['sidebar']['contents'])
+    return [o for o in out if o.endswith('.ipynb')]
+
+def frontmatter(nb) -> dict:
+    "The YAML front matter nbdev puts in a processed notebook's first raw cell."
+    import yaml
+    for c in nb.cells:
+        if c.cell_type == 'raw' and c.source.lstrip().startswith('---'):
+            return yaml.safe_load(c.source.strip().strip('-')) or {}
+    return {}
+
+def page_of(rel:str, fm:dict) -> str:
+    "Site path of a notebook's page: Quarto's `output-file` next to the notebook (`02_lora.ipynb` -> `lora.html`)."
+    return posixpath.join(posixpath.dirname(rel), fm.get('output-file') or Path(rel).stem + '.html').lstrip('./')
+
+def directives(src:str) -> dict:
+    "Leading `#|` lines of a cell as a dict (`#| echo: false` -> {'echo': 'false'}, `#| hide` -> {'hide': ''})."
+    d = {}
+    for line in src.splitlines():
+        if not line.startswith('#|'): break
+        k, _, v = line[2:].strip().partition(':') if ':' in line else (line[2:].strip(), '', '')
+        for w in ([k] if ':' in line else k.split()): d[w.strip()] = v.strip()
+    return d
+
+def shown(d:dict, what:str) -> bool:
+    "Does Quarto show this part (`source`/`outputs`) of a cell with directives `d`?"
+    if d.get('include', '') == 'false' or 'hide' in d: return False
+    if what == 'source': return d.get('echo', '') != 'false'
+    return d.get('output', '') != 'false'
+
+def image_outputs(nb):
+    "(bytes, ext) of every image output a reader sees (cells hidden by directives left out)."
+    for c in nb.cells:
+        if c.cell_type != 'code' or not shown(directives(c.source), 'outputs'): continue
+        for o in c.get('outputs', []):
+            for mime, ext in IMG_MIME.items():
+                if mime in o.get('data', {}):
+                    v = o['data'][mime]; v = ''.join(v) if isinstance(v, list) else v
+                    yield (v.encode() if ext == 'svg' else base64.b64decode(v)), ext
+                    break
+
+def img_name(data:bytes, ext:str) -> str: return f'{hashlib.sha1(data).hexdigest()[:16]}.{ext}'
+
+# ------------------------------------------------------------------------------------------- markdown conversion
+_FENCE = re.compile(r'^([ \t]*)(`{3,}|~{3,})[^\n]*\n.*?^\1\2[ \t]*$', re.M | re.S)
+_CODE = re.compile(r'(`+)(?!`).+?(?<!`)\1(?!`)', re.S)
+_MATH_BLOCK = re.compile(r'\$\$(.+?)\$\$', re.S)
+_MATH_INLINE = re.compile(r'(?<![\\$\w])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?![\w$])')
+_HEADING = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t]*$', re.M)
+_CALLOUT = {'note': 'note', 'tip': 'tip', 'warning': 'warning', 'caution': 'warning', 'important': 'danger'}
+
+def pandoc_id(text:str) -> str:
+    "Heading id as pandoc/Quarto make it (nbdev's doc links point at these): `LoRALinear.forward` -> `loralinear.forward`."
+    t = re.sub(r'\[([^\]]*)\]\([^)]*\)', r'\1', text)
+    t = re.sub(r'<[^>]+>|[`*]', '', t)
+    t = re.sub(r'[^\w\s.-]', '', t, flags=re.A).strip().lower()
+    t = re.sub(r'\s+', '-', t)
+    t = re.sub(r'^[^a-z]+', '', t)
+    return t or 'section'
+
+def _callouts(text:str, gfm:bool=False) -> str:
+    "Quarto `::: {.callout-note}` blocks -> mkdocs admonitions (GitHub: `> [!NOTE]` alerts); other `:::` divs are unwrapped."
+    out, stack, fence = [], [], None
+    for line in text.split('\n'):
+        s = line.strip()
+        m = re.match(r'(`{3,}|~{3,})', s)
+        if m and (fence is None or s.startswith(fence)): fence = None if fence else m.group(1)
+        ind = ('> ' if gfm else '    ') * sum(stack)
+        if fence is None and s.startswith(':::'):
+            m = re.match(r':::+\s*\{?\s*\.callout-(\w+)([^}]*)\}?', s)
+            if m:
+                t = re.search(r'title="([^"]*)"', m.group(2))
+                if gfm: out.append(f'{ind}> [!{m.group(1).upper()}]' + (f'\n{ind}> **{t.group(1)}**' if t else ''))
+                else: out += [f'{ind}!!! {_CALLOUT.get(m.group(1), "note")}' + (f' "{t.group(1)}"' if t else ''), '']
+                stack.append(True)
+            elif s.strip(':').strip(): stack.append(False)   # another div: keep the content, drop the fence
+            elif stack: stack.pop()
+            continue
+        out.append(ind + line if line.strip() or gfm else line)
+    return '\n'.join(out)
+
+def _math(tex:str, display:bool) -> str:
+    from latex2mathml.converter import convert
+    try: return convert(tex.strip(), display='block' if display else 'inline')
+    except Exception as e:
+        warnings.warn(f'docs: cannot convert math {tex!r} ({e}); left as code')
+        return f'<code>{html.escape(tex)}</code>'
+
+def md_text(text:str, page:str, site:str, rel_links:bool=True, ids:set=None, gfm:bool=False) -> str:
+    "Markdown from a notebook (cell or show_doc output) -> markdown mkdocs renders like Quarto does (`gfm`: for GitHub)."
+    text = _callouts(text, gfm)
+    stash = []
+    def keep(s): stash.append(s); return f'\x00{len(stash)-1}\x00'
+    text = _FENCE.sub(lambda m: keep(m.group(0)), text)
+    text = _CODE.sub(lambda m: keep(m.group(0)), text)
+    if not gfm:   # GitHub renders $...$ itself
+        text = _MATH_BLOCK.sub(lambda m: keep('\n\n' + _math(m.group(1), True) + '\n\n'), text)
+        text = _MATH_INLINE.sub(lambda m: keep(_math(m.group(1), False)), text)
+    if rel_links:   # doc links nbdev made to the published site -> this site, checked by mkdocs
+        def rel(m):
+            path, _, frag = m.group(1).partition('#')
+            md = re.sub(r'\.html$', '.md', path or 'index.html')
+            return '](' + posixpath.relpath(md, posixpath.dirname(page) or '.') + ('#' + frag if frag else '') + ')'
+        text = re.sub(r'\]\(' + re.escape(site) + r'([^)\s]*)\)', rel, text)
+    def head(m):
+        if m.group(2).endswith('}'): return m.group(0)
+        i = base = pandoc_id(m.group(2).replace('\x00', ''))
+        if ids is not None:
+            n = 0
+            while i in ids: n += 1; i = f'{base}-{n}'
+            ids.add(i)
+        return f'{m.group(1)} {m.group(2)} {{#{i}}}'
+    if not gfm: text = _HEADING.sub(head, text)
+    while '\x00' in text: text = re.sub(r'\x00(\d+)\x00', lambda m: stash[int(m.group(1))], text)
+    return text
+
+def _fence(text:str, lang:str, cls:str='') -> str:
+    n = max([3] + [len(x) + 1 for x in re.findall(r'`{3,}', text)])
+    attrs = f'{{.{lang} .{cls}}}' if cls else lang
+    return f"{'`'*n}{attrs}\n{text.rstrip()}\n{'`'*n}"
+
+def nb2md(nb, page:str, files:Path=None, files_url:str=None, gfm:bool=False, cfg=None) -> str:
+    "A processed notebook as one markdown page (title, subtitle, cells, outputs); images are written to `files`."
+    cfg = cfg or _cfg(); site = site_url(cfg); rel_links = not gfm
+    fence = (lambda t, lang, cls='': _fence(t, lang)) if gfm else _fence
+    fm, ids, parts = frontmatter(nb), set(), []
+    if fm.get('title'): parts.append(f"# {fm['title']}")
+    if fm.get('description'): parts.append('> ' + md_text(' '.join(str(fm['description']).split()), page, site, rel_links, gfm=gfm))
+    for c in nb.cells:
+        if c.cell_type == 'markdown': parts.append(md_text(c.source, page, site, rel_links, ids, gfm))
+        if c.cell_type != 'code': continue
+        d = directives(c.source)
+        src = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|')).strip()
+        if shown(d, 'source') and src: parts.append(fence(src, 'python'))
+        if not shown(d, 'outputs'): continue
+        stream = []
+        for o in c.get('outputs', []):
+            if o.output_type == 'stream': stream.append(''.join(o.text)); continue
+            if stream: parts.append(fence(''.join(stream), 'text', 'cell-output')); stream = []
+            if o.output_type == 'error':
+                parts.append(fence(re.sub(r'\x1b\[[0-9;]*m', '', '\n'.join(o.traceback)), 'text', 'cell-output')); continue
+            data = {k: (''.join(v) if isinstance(v, list) else v) for k, v in o.get('data', {}).items()}
+            img = next((m for m in IMG_MIME if m in data), None)
+            if img:
+                raw = data[img].encode() if img == 'image/svg+xml' else base64.b64decode(data[img])
+                name = img_name(raw, IMG_MIME[img])
+                if files is not None: files.mkdir(parents=True, exist_ok=True); (files/name).write_bytes(raw)
+                parts.append(f'![]({files_url}/{name})' + ('' if gfm else '{ .cell-figure }'))
+            elif 'text/markdown' in data: parts.append(md_text(data['text/markdown'], page, site, rel_links, ids, gfm))
+            elif 'text/html' in data: parts.append(f'<div class="cell-output-html" markdown="0">\n{data["text/html"].strip()}\n</div>')
+            elif 'text/plain' in data: parts.append(fence(data['text/plain'], 'text', 'cell-output'))
+        if stream: parts.append(fence(''.join(stream), 'text', 'cell-output'))
+    return '\n\n'.join(p.strip('\n') for p in parts if p.strip()) + '\n'
+
+def process_one(nb_path:Path):
+    "One notebook through nbdev's docs processors in this process (what `proc_nbs` does in a worker)."
+    from execnb.nbio import read_nb
+    from nbdev.processors import FilterDefaults
+    nb = read_nb(nb_path)
+    os.environ['IN_TEST'] = '1'
+    try: FilterDefaults()(nb)
+    finally: del os.environ['IN_TEST']
+    return nb
+
+# ------------------------------------------------------------------------------------------------------- build
+def build(out:str=None, n_workers:int=2) -> Path:
+    "nbs/ -> `proc_nbs()` -> markdown -> mkdocs-material HTML in `out` (default: settings.ini doc_path, `_docs/`)."
+    import yaml
+    from execnb.nbio import read_nb
+    from nbdev.serve import proc_nbs
+    cfg = _cfg(); t0 = time.time()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            proc = Path(proc_nbs(n_workers=n_workers))
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        raise SystemExit('docs: nbdev could not process a notebook for the docs (the same error breaks `nbdev_docs`):\n  '
+                         + '\n  '.join(msg[:6]) + '\n  hint: keep imports in a cell of their own (nbdev FAQ) and give '
+                         'cells that must not run while docs are built `#| eval: false`')
+    t1 = time.time()
+    md_root = proc/PROC_MD; shutil.rmtree(md_root, ignore_errors=True)
+    docs = md_root/'docs'; docs.mkdir(parents=True)
+    nav, sections = [], {}
+    for rel in notebook_order(cfg):
+        nb = read_nb(proc/rel); fm = frontmatter(nb); page = page_of(rel, fm)
+        mdp = docs/re.sub(r'\.html$', '.md', page)
+        stem = Path(page).stem
+        mdp.parent.mkdir(parents=True, exist_ok=True)
+        mdp.write_text(nb2md(nb, page, mdp.parent/f'{stem}_files', f'{stem}_files', cfg=cfg), encoding='utf-8')
+        entry = {fm.get('title') or stem: str(mdp.relative_to(docs))}
+        folder = str(Path(rel).parent)
+        if folder == '.': nav.append(entry)
+        else:
+            if folder not in sections:
+                sections[folder] = []
+                nav.append({re.sub(r'^\d+_', '', Path(folder).name).replace('_', ' ').capitalize(): sections[folder]})
+            sections[folder].append(entry)
+    shutil.copy(cfg.nbs_path/'styles.css', docs/'styles.css')
+    site = Path(out) if out else cfg.doc_path
+    conf = {'INHERIT': str(ROOT/'tools'/'mkdocs.yml'), 'site_name': cfg.title, 'site_description': cfg.description,
+            'site_url': site_url(cfg), 'docs_dir': 'docs', 'site_dir': str(site.resolve()), 'nav': nav}
+    (md_root/'mkdocs.yml').write_text(yaml.safe_dump(conf, sort_keys=False, allow_unicode=True), encoding='utf-8')
+    r = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--clean', '-q', '-f', str(md_root/'mkdocs.yml')],
+                       capture_output=True, text=True, env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
+    log = [l for l in (r.stdout + r.stderr).splitlines() if l.strip() and 'MkDocs 2.0' not in l]
+    if r.returncode: raise SystemExit('docs: mkdocs build failed:\n' + '\n'.join(log))
+    for l in log: print('docs:', l)
+    print(f'docs: {len(list(docs.rglob("*.md")))} pages -> {site}/ (nbdev proc_nbs {t1-t0:.1f}s, markdown + mkdocs '
+          f'{time.time()-t1:.1f}s); open {site}/index.html or `python -m http.server -d {site}`')
+    return site
+
+if __name__ == '__main__':
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    b = sub.add_parser('build', help='build the site offline into _docs/')
+    b.add_argument('--out', default=None); b.add_argument('--workers', type=int, default=2)
+    c = sub.add_parser('check', help='check the built site in headless Chromium')
+    c.add_argument('--site', default=None); c.add_argument('--shots', default=None, help='folder for screenshots')
+    a = ap.parse_args()
+    if a.cmd == 'build': build(a.out, a.workers)
+    else:
+        sys.path.insert(0, str(ROOT/'tools'))
+        from docs_check import main as check_main
+        sys.exit(check_main(a.site, a.shots))
