@@ -51,3 +51,14 @@ def test_bad_input():
     with pytest.raises(Blip2LoraError, match='positive integer'): lora_config(r=-1)
     with pytest.raises(Blip2LoraError, match='not target_modules'): lora_config(target_modules=['q'])
     with pytest.raises(Blip2LoraError, match='OPT or T5'): add_lora(nn.Sequential(nn.Linear(2, 2)))
+
+def test_add_lora_keeps_eval_mode_and_merge_parity():
+    torch.manual_seed(1)
+    m = load_model('blip2-lora/tiny-opt')
+    kw = dict(pixel_values=torch.randn(2, 3, 32, 32), input_ids=torch.randint(4, 500, (2, 6)))
+    pm = add_lora(m, 'llm-all', r=4, dropout=0.5, init_lora_weights=False)
+    assert not any(x.training for x in pm.modules())
+    with torch.no_grad(): a, b = pm(**kw).logits, pm(**kw).logits
+    torch.testing.assert_close(a, b, rtol=0, atol=0)  # dropout off in eval
+    merged = pm.merge_and_unload()
+    with torch.no_grad(): torch.testing.assert_close(merged(**kw).logits, a, rtol=0, atol=1e-5)
