@@ -62,3 +62,13 @@ def test_add_lora_keeps_eval_mode_and_merge_parity():
     torch.testing.assert_close(a, b, rtol=0, atol=0)  # dropout off in eval
     merged = pm.merge_and_unload()
     with torch.no_grad(): torch.testing.assert_close(merged(**kw).logits, a, rtol=0, atol=1e-5)
+
+@pytest.mark.parametrize('quant', ['int8', 'nf4'])
+def test_quantized_models_get_same_adapters(quant):
+    "bitsandbytes layers (Linear8bitLt, Linear4bit) are hit exactly like their fp32 counterparts."
+    fp, qm = load_model('blip2-lora/tiny-opt'), load_model('blip2-lora/tiny-opt', quant=quant)
+    assert preset_modules(qm, 'llm-all') == preset_modules(fp, 'llm-all')
+    pm = add_lora(qm, 'llm-all', r=4)
+    assert n_params(pm, trainable=True) == count_lora_params(fp, 'llm-all', r=4)
+    kw = dict(pixel_values=torch.randn(1, 3, 32, 32), input_ids=torch.randint(4, 500, (1, 6)))
+    with torch.no_grad(): assert torch.isfinite(pm(**kw).logits).all()
