@@ -87,7 +87,7 @@ def load_adapter(model, # a base BLIP-2 from `load_model` (any quantization)
         pm = PeftModel.from_pretrained(model, str(d), is_trainable=False)
         return (pm.merge_and_unload() if merge else pm).eval()
 
-# %% ../nbs/06_infer.ipynb #542de824
+# %% ../nbs/06_infer.ipynb #dceffd1a
 def load_for_inference(adapter_dir:str|Path|None=None, # a LoRA adapter folder (None: the base model alone)
                        model:str|Path|None=None, # base model name or folder (default: the adapter's base)
                        merge:bool=True, # merge the adapter into the weights
@@ -98,27 +98,22 @@ def load_for_inference(adapter_dir:str|Path|None=None, # a LoRA adapter folder (
     name = str(model or (adapter_base(adapter_dir) if adapter_dir else None) or DEFAULT_MODEL)
     if adapter_dir: adapter_config(adapter_dir)     # fail on a bad folder before loading anything
     m = load_model(name, quant=quant, dtype=dtype)
-    has_proc = adapter_dir and (Path(adapter_dir).expanduser()/'preprocessor_config.json').exists()
-    proc = load_processor(Path(adapter_dir).expanduser() if has_proc else name)
+    d = Path(adapter_dir).expanduser() if adapter_dir else None
+    has_proc = d is not None and any((d/f).exists() for f in ('processor_config.json', 'preprocessor_config.json'))
+    if has_proc:                    # the trainer saves the processor next to the adapter (no config.json there)
+        from transformers import Blip2Processor
+        try: proc = Blip2Processor.from_pretrained(str(d))
+        except (OSError, ValueError) as e: raise Blip2LoraError(f'the processor saved in {d} could not be loaded ({type(e).__name__}): delete processor_config.json there to use the base model\'s') from None
+    else: proc = load_processor(name)
     if adapter_dir: m = load_adapter(m, adapter_dir, merge=merge)
     return m, proc
 
-# %% ../nbs/06_infer.ipynb #8b31e969
+# %% ../nbs/06_infer.ipynb #7bcd3574
 def open_images(images:list, # PIL images and/or paths to image files
                )->list:
-    "RGB PIL images, with one clear error for a missing or unreadable file."
-    from PIL import Image, UnidentifiedImageError
-    out = []
-    for im in images:
-        if isinstance(im, Image.Image): out.append(im.convert('RGB')); continue
-        p = Path(im).expanduser()
-        if not p.exists(): raise Blip2LoraError(f'image {p} does not exist: check the path')
-        if p.is_dir(): raise Blip2LoraError(f'image {p} is a folder: pass image files')
-        try:
-            with Image.open(p) as f: out.append(f.convert('RGB'))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise Blip2LoraError(f'image {p} could not be read ({type(e).__name__}): is it a valid JPEG/PNG file?') from None
-    return out
+    "RGB PIL images (`blip2_lora.data.load_image`: one clear error for a missing or unreadable file)."
+    from blip2_lora.data import load_image
+    return [load_image(im) for im in images]
 
 # %% ../nbs/06_infer.ipynb #77d32b29
 def _generate(model, processor, images, texts, batch_size, **gen)->list[str]:

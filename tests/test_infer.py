@@ -42,7 +42,7 @@ def test_errors(adapter, tmp_path):
     for f, msg in [(lambda: load_for_inference(tmp_path/'plain'), 'not a LoRA adapter folder'),
                    (lambda: load_for_inference(tmp_path/'none'), 'does not exist'),
                    (lambda: load_for_inference(adapter, model='blip2-lora/tiny-t5'), 'does not fit'),
-                   (lambda: open_images([tmp_path/'bad.png']), 'could not be read'),
+                   (lambda: open_images([tmp_path/'bad.png']), 'not a readable image'),
                    (lambda: open_images([tmp_path/'missing.jpg']), 'does not exist')]:
         with pytest.raises(Blip2LoraError, match=msg) as e: f()
         assert '\n' not in str(e.value)
