@@ -120,6 +120,15 @@ PAGE_JS = r"""(() => {
           nav: nav.filter((h, i) => nav.indexOf(h) === i)};
 })()"""
 
+SCROLL_JS = r"""(() => {
+  const hs = %s.map(a => document.getElementById(a)).filter(Boolean), y = e => e.getBoundingClientRect().top + scrollY;
+  const figs = [...document.querySelectorAll('article img')].map(y);
+  const gap = h => Math.min(...figs.filter(f => f > y(h)).map(f => f - y(h)), 1e9);
+  const best = hs.sort((a, b) => gap(a) - gap(b))[0];
+  if (best) window.scrollTo(0, y(best) - 70);
+  return true;
+})()"""
+
 def _norm(s): return ' '.join(re.sub(r'[`*_]', '', s).split())
 
 def expected(cfg):
@@ -211,7 +220,11 @@ def main(site=None, shots=None) -> int:
                 missing = [l for l in readme_lines(cfg) if l not in text]
                 if missing: fail('index.html', f'README content missing from the home page: {missing[:3]}')
                 if shots: Path(shots).mkdir(parents=True, exist_ok=True); br.screenshot(Path(shots)/'home.png')
-            if shots and p['page'] == api_page: br.screenshot(Path(shots)/'api.png')
+            if shots and p['page'] == api_page:   # scroll to the show_doc entry closest above a figure, if any
+                br.call('Emulation.setDeviceMetricsOverride', session=True, width=1280, height=1500, deviceScaleFactor=1, mobile=False)
+                br.eval(SCROLL_JS % json.dumps([s['anchor'] for s in syms[api_page]])); time.sleep(0.8)   # header animation
+                br.screenshot(Path(shots)/'api.png')
+                br.call('Emulation.setDeviceMetricsOverride', session=True, width=1280, height=900, deviceScaleFactor=1, mobile=False)
         for page in set(syms) - {p['page'] for p in pages}: fail(page, f'exported symbols {[s["name"] for s in syms[page]]} have no page')
     finally:
         br.close(); srv.shutdown()
