@@ -1,0 +1,161 @@
+"Training on the tiny BLIP-2 (CPU): image use, feature cache, int8/NF4, 2 processes, kill -9 + resume, NaN guard, bad input."
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest, torch, datasets
+from safetensors.torch import load_file
+from transformers import set_seed
+from peft import PeftModel
+from transformers.models.blip_2.modeling_blip_2 import BaseModelOutputWithVisionQformerOutputs
+from blip2_lora.models import Blip2LoraError, load_model, load_processor
+from blip2_lora.lora import add_lora
+from blip2_lora.data import synthetic, Collator
+from blip2_lora.train import (TrainConfig, train, finetune, build_feature_cache, COMPLETE, RUN_FILE, NonFiniteLoss,
+                              last_checkpoint)
+
+WORKER = Path(__file__).parent/'train_worker.py'
+ROOT = Path(__file__).parents[1]
+
+def adapter(d): return load_file(str(Path(d)/'adapter_model.safetensors'))
+def max_diff(a, b):
+    assert a.keys() == b.keys() and len(a) > 0
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+def losses(r): return torch.tensor([h['loss'] for h in r.log_history if 'loss' in h])
+
+def worker(args:dict, *flags, nproc:int=1):
+    env = dict(os.environ, OMP_NUM_THREADS='1', TOKENIZERS_PARALLELISM='false')
+    cmd = [sys.executable, str(WORKER), json.dumps(args), *flags]
+    if nproc > 1: cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *cmd[1:]]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+def heldout_loss(model, data):
+    b = Collator(load_processor())([data[i] for i in range(len(data))])
+    with torch.no_grad(): return model.eval()(**b).loss.item()
+
+def test_loss_depends_on_image_and_cache_is_exact():
+    "The training loss changes with the image; cached soft prompts give the same loss as pixels."
+    set_seed(0); m = add_lora(load_model(), 'seed', 8, 16, 0.0).eval()
+    data = synthetic(6, 0); col = Collator(load_processor())
+    b = col([data[i] for i in range(6)])
+    feats = build_feature_cache(m, data, col, batch_size=4)                      # (6, n_query, d_lm)
+    def loss(f):
+        mm = {'image': BaseModelOutputWithVisionQformerOutputs(pooler_output=f)}
+        with torch.no_grad(): return m(pixel_values=None, mm_encoder_outputs=mm, input_ids=b['input_ids'], attention_mask=b['attention_mask'], labels=b['labels']).loss.item()
+    with torch.no_grad(): pix = m(**b).loss.item()
+    assert abs(loss(feats) - pix) < 1e-6
+    assert abs(loss(feats.roll(1, 0)) - pix) > 1e-5                              # other images, other loss
+    assert abs(loss(torch.zeros_like(feats)) - pix) > 1e-4
+
+def test_cache_equivalence_and_frozen_eval_mode(tmp_path):
+    "Loss trajectory and adapter with and without the cache agree within 1e-5; frozen towers run in eval mode."
+    tr, runs = synthetic(12, 0), {}
+    for cache in (True, False):
+        set_seed(0); m = add_lora(load_model(), 'seed', 8, 16, 0.1)          # LoRA dropout consumes the RNG
+        b = m.get_base_model(); modes = []
+        hooks = [b.qformer.register_forward_hook(lambda mod, i, o: modes.append(mod.training)),
+                 b.vision_model.register_forward_hook(lambda mod, i, o: modes.append(mod.training))]
+        runs[cache] = train(m, load_processor(), tr, None, TrainConfig(output_dir=str(tmp_path/f'c{cache}'), max_steps=8, batch_size=3, lr=3e-3, cache=cache))
+        for h in hooks: h.remove()
+        assert b.qformer.config.hidden_dropout_prob > 0                          # there is dropout to switch off
+        assert modes and not any(modes)                                          # only eval-mode tower forwards
+        if cache: assert len(modes) == 2 * 4                                     # towers ran once per image batch (12/3), not per step
+    lt, lf = losses(runs[True]), losses(runs[False])
+    assert len(lt) == 8 and (lt[0] - lt[-1]) > 0.05
+    assert (lt - lf).abs().max() <= 1e-5
+    assert max_diff(adapter(runs[True].output_dir), adapter(runs[False].output_dir)) <= 1e-5
+
+def test_cache_refuses_trainable_towers(tmp_path):
+    set_seed(0); m = add_lora(load_model(), 'qformer', 4, 8, 0.0)
+    with pytest.raises(Blip2LoraError, match='feature cache needs frozen'):
+        train(m, load_processor(), synthetic(3, 0), None, TrainConfig(output_dir=str(tmp_path/'o'), max_steps=1))
+    with pytest.raises(Blip2LoraError, match='--no-cache'):
+        finetune(data='synthetic:3', output=tmp_path/'o2', targets='qformer', max_steps=1)
+    assert not (tmp_path/'o2').exists()
+
+@pytest.mark.parametrize('quant', ['none', 'int8', 'nf4'])
+def test_training_reduces_heldout_loss(tmp_path, quant):
+    "finetune (none / int8 / NF4) lowers held-out loss; the run folder loads with plain PeftModel.from_pretrained."
+    out, held = tmp_path/'run', synthetic(8, 1)
+    before = heldout_loss(load_model(quant=quant), held)                          # a fresh LoRA adapter is the identity
+    r = finetune(data='synthetic:24', eval_data=held, output=out, quant=quant, max_steps=16, batch_size=4, lr=3e-3, save_steps=8, seed=1)
+    after = heldout_loss(PeftModel.from_pretrained(load_model(quant=quant), out), held)
+    assert after < before - 0.02, (before, after)
+    test_close = abs(after - r.metrics['best_eval_loss']) < 1e-3                   # the saved adapter is the best one
+    assert test_close, (after, r.metrics)
+    cfg = json.loads((out/'adapter_config.json').read_text())
+    assert cfg['base_model_name_or_path'] == 'blip2-lora/tiny-opt'
+    tc = json.loads((out/RUN_FILE).read_text()); assert tc['quant'] == quant and tc['gradient_checkpointing'] == (quant != 'none')
+    v = json.loads((out/'versions.json').read_text()); assert v['seed'] == 1 and v['torch'] == torch.__version__
+    m = json.loads((out/'metrics.json').read_text())
+    assert {'eval_loss', 'eval_bleu4', 'eval_cider', 'eval_exact_match'} <= m['final']['eval'].keys()
+    assert (out/'loss.png').stat().st_size > 1000 and (out/'tokenizer.json').exists() and (out/'best').is_dir()
+    assert [p.name for p in sorted((out/'checkpoints').iterdir())] == ['checkpoint-16', 'checkpoint-8']
+    assert all((p/COMPLETE).exists() for p in (out/'checkpoints').iterdir())
+
+def test_two_processes_match_one(tmp_path):
+    "torchrun, 2 processes x batch 2 (gloo) == 1 process x batch 4: same adapter within 1e-6."
+    base = dict(data='synthetic:16', max_steps=6, lora_dropout=0.0, lr=3e-3, save_steps=3)
+    r2 = worker(dict(base, output=str(tmp_path/'two'), batch_size=2), nproc=2)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    r1 = worker(dict(base, output=str(tmp_path/'one'), batch_size=4))
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    d = max_diff(adapter(tmp_path/'one'), adapter(tmp_path/'two'))
+    print('2-process vs 1-process max |diff|', d)
+    assert d <= 1e-6
+    assert json.loads((tmp_path/'two'/'metrics.json').read_text())['final']['epoch'] > 0
+
+@pytest.mark.parametrize('kill', ['--kill-after-step', '--kill-in-save'])
+def test_kill_and_resume(tmp_path, kill):
+    "kill -9 (between steps, or halfway through writing checkpoint 6), then resume == uninterrupted run (1e-5)."
+    args = dict(data='synthetic:12', max_steps=8, batch_size=3, lr=3e-3, save_steps=2)   # LoRA dropout 0.05 on
+    r = worker(dict(args, output=str(tmp_path/'k')), kill, '5' if kill == '--kill-after-step' else '6')
+    assert r.returncode == -9, r.stderr[-2000:]
+    ck = tmp_path/'k'/'checkpoints'
+    if kill == '--kill-in-save':
+        assert (ck/'checkpoint-6').exists() and not (ck/'checkpoint-6'/COMPLETE).exists()   # torn
+    assert last_checkpoint(ck).name == 'checkpoint-4'
+    with pytest.raises(Blip2LoraError, match='already holds a training run'): finetune(**args, output=tmp_path/'k')
+    resumed = finetune(**args, output=tmp_path/'k', resume=True)
+    if kill == '--kill-in-save': assert (ck/'torn-checkpoint-6').exists() and (ck/'checkpoint-6'/COMPLETE).exists()
+    ref = finetune(**args, output=tmp_path/'ref')
+    assert max_diff(adapter(tmp_path/'k'), adapter(tmp_path/'ref')) <= 1e-5
+    assert (losses(resumed) - losses(ref)).abs().max() <= 1e-5
+
+def test_nan_guard(tmp_path):
+    "A diverging run stops at the first non-finite loss, naming the step; the last checkpoint stays complete."
+    with pytest.raises(NonFiniteLoss, match=r'non-finite training loss \(nan\) at step 2: .*checkpoint-1'):
+        finetune(data='synthetic:9', output=tmp_path/'n', max_steps=6, batch_size=3, lr=1e30, save_steps=1)
+    ck = tmp_path/'n'/'checkpoints'
+    assert [p.name for p in ck.iterdir()] == ['checkpoint-1'] and (ck/'checkpoint-1'/COMPLETE).exists()
+    w = adapter(ck/'checkpoint-1'); assert all(torch.isfinite(t).all() for t in w.values())
+    assert json.loads((ck/'checkpoint-1'/'trainer_state.json').read_text())['global_step'] == 1
+
+@pytest.fixture(scope='module')
+def bad_folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp('imf'); ds = synthetic(3, 0)
+    for i, im in enumerate(ds['image']): im.save(d/f'{i}.png')
+    raw = (d/'1.png').read_bytes(); (d/'1.png').write_bytes(raw[:len(raw)//2])
+    (d/'metadata.jsonl').write_text(''.join(json.dumps(dict(file_name=f'{i}.png', text=t)) + '\n' for i, t in enumerate(ds['text'])))
+    return d
+
+def test_bad_input_fails_before_training(tmp_path, bad_folder):
+    ds = synthetic(3, 0)
+    (tmp_path/'busy').mkdir(); (tmp_path/'busy'/'notes.txt').write_text('mine')
+    cases = [(dict(data='/no/such/folder'), 'does not exist'),
+             (dict(data=datasets.Dataset.from_dict({'image': [], 'text': []})), 'empty (0 rows)'),
+             (dict(data=ds.rename_column('text', 'caption')), "no 'text' column"),
+             (dict(data=ds.map(lambda r: dict(text=' '))), "empty 'text'"),
+             (dict(data=bad_folder), f'{bad_folder}/1.png is not a readable image'),
+             (dict(data=ds, task='vqa'), "no 'question' column"),
+             (dict(data=ds, output=tmp_path/'busy'), 'not empty and holds no blip2-lora run'),
+             (dict(data=ds, epochs=2), 'not both'),
+             (dict(data=ds, quant='int4'), 'choose one of none, int8, nf4'),
+             (dict(data=ds, targets='everything'), 'unknown LoRA preset'),
+             (dict(data=ds, lr=-1.0), 'learning rate'),
+             (dict(data=ds, batch_size=0), 'batch_size must be a positive integer'),
+             (dict(), 'no training data')]
+    for kw, msg in cases:
+        kw = dict(dict(output=tmp_path/'out', max_steps=2), **kw)
+        with pytest.raises(Blip2LoraError) as e: finetune(**kw)
+        assert msg in str(e.value) and '\n' not in str(e.value), (kw, str(e.value))
+        assert not (tmp_path/'out').exists()                                       # nothing trained, nothing written
+    assert (tmp_path/'busy'/'notes.txt').read_text() == 'mine'
