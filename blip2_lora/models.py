@@ -59,7 +59,7 @@ def tiny_tokenizer(lm:str='opt', # 'opt' (decoder-only) or 't5' (encoder-decoder
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token='</s>', pad_token='<pad>', unk_token='<unk>',
                                    clean_up_tokenization_spaces=False, **kw)
 
-# %% ../nbs/00_models.ipynb #035aa283
+# %% ../nbs/00_models.ipynb #72886a7d
 def tiny_config(tokenizer, # the tokenizer the model will use (its length, special ids)
                 lm:str='opt', # 'opt' or 't5' language model
                 image_size:int=32, # input resolution (square)
@@ -84,6 +84,7 @@ def tiny_config(tokenizer, # the tokenizer the model will use (its length, speci
     if lm == 'opt':
         tc = OPTConfig(vocab_size=vocab, hidden_size=hidden, word_embed_proj_dim=hidden, num_hidden_layers=layers,
                        ffn_dim=4*hidden, num_attention_heads=heads, max_position_embeddings=256, dropout=0.0,
+                       init_std=hidden**-0.5, # 0.02 at width 64 makes tied embeddings so small that logits stay near 0
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id)
     elif lm == 't5':
@@ -126,8 +127,8 @@ def tiny_blip2(out_dir:str|Path, # folder to write (created; must be empty or ab
     proc.save_pretrained(out)
     return out
 
-# %% ../nbs/00_models.ipynb #bb419608
-TINY_VERSION = 2 # bump when the tiny builds change, so stale caches are rebuilt
+# %% ../nbs/00_models.ipynb #c6c241e0
+TINY_VERSION = 3 # bump when the tiny builds change, so stale caches are rebuilt
 TINY_MODELS = {'blip2-lora/tiny-opt': dict(lm='opt'), 'blip2-lora/tiny-t5': dict(lm='t5')}
 DEFAULT_MODEL = 'blip2-lora/tiny-opt'
 
