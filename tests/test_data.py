@@ -184,3 +184,14 @@ def test_vqa_answer_lists_and_hub_offline(opt, monkeypatch):
     monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
     with pytest.raises(Blip2LoraError, match="'nobody/no-such-data' is not a local folder and the Hugging Face Hub is unreachable"):
         load_data('nobody/no-such-data')
+
+def test_load_image_bomb_header_and_truncated_jpeg():
+    import io, struct, zlib
+    b = io.BytesIO(); Image.new('L', (8, 8)).save(b, 'PNG'); png = bytearray(b.getvalue())
+    png[16:24] = struct.pack('>II', 100_000, 100_000); png[29:33] = struct.pack('>I', zlib.crc32(bytes(png[12:29])))
+    with pytest.raises(Blip2LoraError, match='x.png is refused as a decompression bomb'): load_image(bytes(png), name='x.png')
+    png[16:24] = struct.pack('>II', 10_000, 10_000); png[29:33] = struct.pack('>I', zlib.crc32(bytes(png[12:29])))
+    with pytest.raises(Blip2LoraError, match='y.png has 10000x10000 pixels, more than max_pixels=89,478,485'): load_image(bytes(png), name='y.png')
+    j = io.BytesIO(); Image.effect_noise((64, 64), 50).convert('RGB').save(j, 'JPEG')
+    for cut in (600, len(j.getvalue()) // 2):
+        with pytest.raises(Blip2LoraError, match='(?i)h.jpg is not a readable image .*truncated'): load_image(j.getvalue()[:cut], name='h.jpg')
