@@ -77,3 +77,8 @@ def test_every_notebook_in_the_sidebar():
     nbs = get_config().nbs_path
     found = sorted(str(Path(p).relative_to(nbs)) for p in nbglob(nbs))
     assert sorted(order) == found and order[0] == 'index.ipynb'
+
+def test_notebooks_can_be_processed_for_docs():
+    "STYLE.md: imports in a cell of their own. nbdev's docs build runs import cells alone, so code mixed in breaks it."
+    bad = D.docs_run_problems()
+    assert not bad, '\n'.join(bad)

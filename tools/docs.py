@@ -199,6 +199,31 @@ def nb2md(nb, page:str, files:Path=None, files_url:str=None, gfm:bool=False, cfg
         if stream: parts.append(fence(''.join(stream), 'text', 'cell-output'))
     return '\n\n'.join(p.strip('\n') for p in parts if p.strip()) + '\n'
 
+def docs_run_problems(cfg=None) -> list:
+    "Cells nbdev's docs processor (`exec_show_docs`) would run and that mix imports with other code, or call main()."
+    import ast
+    from execnb.nbio import read_nb
+    from nbdev.doclinks import nbglob
+    cfg = cfg or _cfg(); out = []
+    for p in sorted(nbglob(cfg.nbs_path)):
+        for c in read_nb(p).cells:
+            if c.cell_type != 'code': continue
+            d = directives(c.source)
+            if d.get('eval', '') == 'false': continue
+            code = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith(('%', '!')))
+            try: tree = ast.parse(code)
+            except SyntaxError: continue
+            nodes = list(ast.walk(tree))
+            first = next((l for l in c.source.splitlines() if l.strip() and not l.startswith('#|')), '')[:70]
+            where = f'{Path(p).relative_to(cfg.nbs_path)}: cell `{first}`'
+            if d.keys() & {'export', 'exports', 'exporti', 'exec_doc'}:
+                if any(isinstance(n, ast.If) and ast.unparse(n.test).replace('"', "'") == "__name__ == '__main__'" for n in tree.body):
+                    out.append(f"{where}: `if __name__ == '__main__'` is true while docs are built; add `#| eval: false`")
+            elif any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and any(isinstance(n, (ast.Expr, ast.Assign)) for n in nodes):
+                out.append(f'{where}: imports mixed with code: nbdev runs this cell while building docs, without the '
+                           'cells before it (nbdev FAQ); move the import to the imports cell')
+    return out
+
 def process_one(nb_path:Path):
     "One notebook through nbdev's docs processors in this process (what `proc_nbs` does in a worker)."
     from execnb.nbio import read_nb
@@ -216,6 +241,8 @@ def build(out:str=None, n_workers:int=2) -> Path:
     from execnb.nbio import read_nb
     from nbdev.serve import proc_nbs
     cfg = _cfg(); t0 = time.time()
+    probs = docs_run_problems(cfg)
+    for pr in probs: print('docs: warning:', pr)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -224,7 +251,7 @@ def build(out:str=None, n_workers:int=2) -> Path:
         msg = str(e).strip().splitlines()
         raise SystemExit('docs: nbdev could not process a notebook for the docs (the same error breaks `nbdev_docs`):\n  '
                          + '\n  '.join(msg[:6]) + '\n  hint: keep imports in a cell of their own (nbdev FAQ) and give '
-                         'cells that must not run while docs are built `#| eval: false`')
+                         'cells that must not run while docs are built `#| eval: false`; suspects:\n  ' + '\n  '.join(probs))
     t1 = time.time()
     md_root = proc/PROC_MD; shutil.rmtree(md_root, ignore_errors=True)
     docs = md_root/'docs'; docs.mkdir(parents=True)
