@@ -12,8 +12,9 @@ from torch import nn, Tensor
 from .models import (Blip2LoraError, QUANTS, REAL_MODELS, TINY_MODELS, meta_model, resolve_model, n_params)
 
 # %% auto #0
-__all__ = ['absmax_quant', 'absmax_dequant', 'int8_matmul', 'nf4_levels', 'blockwise_quant', 'blockwise_dequant', 'nf4_quant',
-           'nf4_dequant', 'quantized_modules', 'true_weight_bytes']
+__all__ = ['CUDA_CONTEXT', 'absmax_quant', 'absmax_dequant', 'int8_matmul', 'nf4_levels', 'blockwise_quant', 'blockwise_dequant',
+           'nf4_quant', 'nf4_dequant', 'quantized_modules', 'true_weight_bytes', 'weight_bytes', 'activation_bytes',
+           'saved_tensor_bytes', 'Plan', 'plan']
 
 # %% ../nbs/03_quant.ipynb #6db5a310
 def absmax_quant(x:Tensor, # values to quantize
@@ -115,3 +116,175 @@ def true_weight_bytes(model:nn.Module, # a loaded model (any quantization)
             total += qs.absmax.numel() * qs.absmax.element_size()
             if qs.nested: total += qs.state2.absmax.numel() * 4 + 4   # second-level scales + offset
     return total
+
+# %% ../nbs/03_quant.ipynb #f307b701
+def _blip2_meta(model_id:str):
+    "A BLIP-2 on the meta device (no memory, no download) for a `REAL_MODELS` id, a reserved tiny name or a local folder."
+    from transformers import Blip2Config, Blip2ForConditionalGeneration
+    name = str(model_id)
+    local = Path(resolve_model(name)).expanduser() if name in TINY_MODELS else Path(name).expanduser()
+    if local.exists():
+        if not (local/'config.json').exists(): raise Blip2LoraError(f'{local} is not a model folder (no config.json): pass a folder written by save_pretrained or one of {", ".join(REAL_MODELS)}')
+        with torch.device('meta'): return Blip2ForConditionalGeneration(Blip2Config.from_pretrained(local))
+    key = name if '/' in name else f'Salesforce/{name}'
+    if key not in REAL_MODELS: raise Blip2LoraError(f"unknown BLIP-2 variant {name!r}: choose one of {', '.join(k.split('/')[1] for k in REAL_MODELS)}, {', '.join(TINY_MODELS)} or a local model folder")
+    return meta_model(key)
+
+# %% ../nbs/03_quant.ipynb #62816413
+def weight_bytes(model:nn.Module, # a BLIP-2 on the meta device, not quantized (see `quantized_modules`)
+                 quant:str='none', # 'none', 'int8' or 'nf4'
+                 dtype:torch.dtype=torch.float16, # load dtype of everything not quantized and not kept in fp32
+                )->dict:
+    "Bytes of a `load_model(quant=...)` load: `weights` (= `get_memory_footprint`), `constants` (scales), `upcast` (fp32 copies made by kbit prep)."
+    from transformers.quantizers.quantizers_utils import should_convert_module
+    qset = set(quantized_modules(model)) if quant != 'none' else set()
+    fp32 = list(getattr(model, '_keep_in_fp32_modules', None) or [])
+    e = torch.empty(0, dtype=dtype).element_size()
+    w = c = up = 0
+    for name, p in model.named_parameters():                 # tied weights once, as `parameters()`
+        mod, _, leaf = name.rpartition('.'); n = p.numel()
+        if mod in qset and leaf == 'weight':
+            if quant == 'int8': w += n; c += p.shape[0] * 4     # int8 weight, one fp32 scale (SCB) per output row
+            else: w += (n + 1) // 2; c += math.ceil(n / 64) + math.ceil(n / 64 / 256) * 4 + 4  # 4 bits; 8-bit absmax, fp32 per 256, offset
+        elif not (should_convert_module(name, fp32) and should_convert_module(mod, fp32)): w += 4 * n  # Q-Former, query tokens, T5's `wo` stay fp32
+        else:
+            w += e * n
+            if quant != 'none' and e < 4: up += (4 - e) * n     # prepare_model_for_kbit_training casts these to fp32
+    w += sum(b.numel() * b.element_size() for b in model.buffers())
+    return dict(weights=w, constants=c, upcast=up)
+
+# %% ../nbs/03_quant.ipynb #0f2ca59f
+def _layer(T, h, f, e, p_drop, n_drop, f_saves=1, attn=6):
+    "Bytes one pre-LN layer with frozen linears saves: LN inputs + q, k, v, attention output, MLP activation, masks."
+    return T * e * (attn * h + f_saves * f) + 2 * T * 8 + (n_drop * T * h if p_drop > 0 else 0)
+
+def activation_bytes(model:nn.Module, # a BLIP-2 (meta device fine)
+                     lora_preset:str='seed', # a key of `blip2_lora.lora.PRESETS`
+                     r:int=16, # LoRA rank
+                     batch_size:int=4, # images per step
+                     seq_len:int=32, # text tokens per example (prompt + target)
+                     gradient_checkpointing:bool=False, # keep only layer inputs, recompute one layer at a time
+                     dtype:torch.dtype=torch.float16, # compute dtype of the vision tower and the LLM
+                     lora_dropout:float=0.05, # adapters with dropout keep a 1-byte mask of their input
+                    )->dict:
+    "Estimated activation memory of one LoRA training step: `saved` (kept for backward) and `transient` (logit gradients)."
+    from blip2_lora.lora import preset_modules
+    cfg = model.config; vc, qc, tc = cfg.vision_config, cfg.qformer_config, cfg.text_config
+    e, B, nq = torch.empty(0, dtype=dtype).element_size(), batch_size, cfg.num_query_tokens
+    n_img = (vc.image_size // vc.patch_size) ** 2 + 1
+    targets = preset_modules(model, lora_preset)
+    order = ['vision_model', 'qformer', 'language_model']
+    first = min([order.index(t.split('.')[0]) for t in targets] + [2])  # the backward pass stops at the first adapter
+    stacks = {}  # part -> (n_layers, bytes per layer, bytes of one layer input)
+    if first == 0:
+        stacks['vision_model'] = (vc.num_hidden_layers, _layer(B * n_img, vc.hidden_size, vc.intermediate_size, e, vc.attention_dropout, 0), B * n_img * vc.hidden_size * e)
+    if first <= 1:
+        Tq, hq, L = B * nq, qc.hidden_size, qc.num_hidden_layers
+        cross = Tq * 4 * (4 * hq) + B * n_img * 4 * (2 * hq + qc.encoder_hidden_size) + 2 * Tq * hq  # q, k, v, out over image tokens, masks
+        per = _layer(Tq, hq, qc.intermediate_size, 4, qc.hidden_dropout_prob, 3, attn=7) + cross * math.ceil(L / qc.cross_attention_frequency) / L
+        stacks['qformer'] = (L, per, Tq * hq * 4)
+    if tc.model_type == 't5':
+        Te, Td, d = B * (nq + seq_len), B * seq_len, tc.d_model
+        enc = tc.num_layers * _layer(Te, d, tc.d_ff, e, tc.dropout_rate, 3, 3)
+        dec = tc.num_decoder_layers * (_layer(Td, d, tc.d_ff, e, tc.dropout_rate, 4, 3) + 2 * Te * d * e)
+        L = tc.num_layers + tc.num_decoder_layers
+        stacks['language_model'] = (L, (enc + dec) / L, (Te * tc.num_layers + Td * tc.num_decoder_layers) * d * e / L)
+        T_logits = Td
+    else:
+        T, h = B * (nq + seq_len), tc.hidden_size
+        stacks['language_model'] = (tc.num_hidden_layers, _layer(T, h, tc.ffn_dim, e, tc.dropout, 2), T * h * e)
+        T_logits = T
+    tokens = {'vision_model': B * n_img, 'qformer': B * nq, 'language_model': B * (nq + seq_len)}
+    lora = dict.fromkeys(stacks, 0)
+    for name in targets:
+        mod, part = model.get_submodule(name), name.split('.')[0]
+        T = B * n_img if 'crossattention' in name and name.endswith(('key', 'value')) else B * seq_len if '.decoder.' in name and tc.model_type == 't5' else tokens[part]
+        lora[part] += T * (mod.in_features * (4 + (lora_dropout > 0)) + r * 4)  # fp32 input copy (+ mask), rank-r output
+    if gradient_checkpointing:
+        saved = sum(L * inp for L, _, inp in stacks.values()) + max(per + lora[p] / L for p, (L, per, _) in stacks.items())
+    else: saved = sum(L * per + lora[p] for p, (L, per, _) in stacks.items())
+    V = tc.vocab_size
+    return dict(saved=int(saved + T_logits * V * 4), transient=int(T_logits * V * (4 + e)))
+
+# %% ../nbs/03_quant.ipynb #5d9b06ea
+def saved_tensor_bytes(fn, # a closure that runs a forward pass
+                       model:nn.Module, # its model (parameters are not counted)
+                      ):
+    "Run `fn()` and measure the bytes autograd keeps for the backward pass (distinct storages, parameters excluded): `(bytes, fn())`."
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params: seen[st.data_ptr()] = st.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): out = fn()
+    return sum(seen.values()), out
+
+# %% ../nbs/03_quant.ipynb #f2dd0117
+CUDA_CONTEXT = 2**29 # bytes the CUDA context, cuBLAS workspaces and allocator slack take before any tensor (~0.5 GiB)
+_GiB = 2**30
+
+@dataclass
+class Plan:
+    "Estimated GPU memory (bytes) of one LoRA training step; `str(plan)` is a readable table."
+    model_id:str; quant:str; lora_preset:str; r:int; batch_size:int; seq_len:int; gradient_checkpointing:bool
+    dtype:str; n_params:int; n_lora:int
+    weights:int; constants:int; upcast:int; lora:int; gradients:int; optimizer:int; activations:int; transient:int
+    cuda_context:int = CUDA_CONTEXT
+    gpu_memory:int|None = None # bytes available on the GPU (None: not checked)
+    @property
+    def parts(self)->dict:
+        "(label, bytes) of every part, in the order of the table."
+        q = {'none': self.dtype, 'int8': 'int8', 'nf4': 'NF4'}[self.quant]
+        return {f'weights ({q}; Q-Former fp32)': self.weights, 'quantization constants': self.constants,
+                'fp32 upcast by prepare_model_for_kbit_training': self.upcast, f'LoRA parameters ({self.n_lora:,}, fp32)': self.lora,
+                'LoRA gradients (fp32)': self.gradients, 'AdamW moments (2 × fp32)': self.optimizer,
+                'activations kept for backward': self.activations, 'logit gradients (backward peak)': self.transient,
+                'CUDA context': self.cuda_context}
+    @property
+    def total(self)->int: return sum(self.parts.values())
+    @property
+    def fits(self)->bool|None: return None if self.gpu_memory is None else self.total <= self.gpu_memory
+    def table(self)->str:
+        "The parts in GiB, one per line, and the total."
+        w = max(map(len, self.parts)) + 2
+        lines = [f'{k:<{w}}{v / _GiB:9.3f} GiB' for k, v in self.parts.items()]
+        return '\n'.join(lines + ['-' * (w + 13), f"{'total':<{w}}{self.total / _GiB:9.3f} GiB"])
+    def __str__(self):
+        gc = ', gradient checkpointing' if self.gradient_checkpointing else ''
+        head = (f'{self.model_id} ({self.n_params / 1e9:.2f} B parameters), quant={self.quant}, LoRA {self.lora_preset} r={self.r}, '
+                f'batch {self.batch_size} × {self.seq_len} text tokens{gc}')
+        s = head + '\n' + self.table()
+        if self.gpu_memory is not None:
+            verdict = 'fits' if self.fits else 'does NOT fit'
+            s += f'\n{verdict} in {self.gpu_memory / 1e9:g} GB ({self.gpu_memory / _GiB:.2f} GiB): {(self.gpu_memory - self.total) / _GiB:+.2f} GiB to spare'
+        return s
+
+# %% ../nbs/03_quant.ipynb #4dfce6a3
+def plan(model_id:str='Salesforce/blip2-opt-2.7b', # a `REAL_MODELS` id ('Salesforce/' optional), a tiny name or a local model folder
+         quant:str='int8', # 'none', 'int8' or 'nf4'
+         lora_preset:str='seed', # a key of `blip2_lora.lora.PRESETS`
+         r:int=16, # LoRA rank
+         batch_size:int=4, # images per optimizer step (per device)
+         seq_len:int=32, # text tokens per example (prompt + target)
+         gradient_checkpointing:bool=False, # recompute layer activations in backward
+         gpu_memory:float|None=None, # GPU memory in GB (decimal, as on the spec sheet: 16 for a T4); None: do not check
+         dtype:str='float16', # load/compute dtype on the GPU ('float16', 'bfloat16' or 'float32')
+         lora_dropout:float=0.05, # adapter dropout (adds a 1-byte mask per adapter input)
+        )->Plan:
+    "Estimate the GPU memory of LoRA training for a BLIP-2 without loading it (meta device, no download)."
+    from blip2_lora.lora import count_lora_params, PRESETS
+    if quant not in QUANTS: raise Blip2LoraError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}")
+    if lora_preset not in PRESETS: raise Blip2LoraError(f"unknown LoRA preset {lora_preset!r}: choose one of {', '.join(PRESETS)}")
+    for k, v in dict(r=r, batch_size=batch_size, seq_len=seq_len).items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise Blip2LoraError(f'{k} must be a positive integer, got {v!r}')
+    if gpu_memory is not None and not gpu_memory > 0: raise Blip2LoraError(f'gpu_memory is in GB and must be > 0, got {gpu_memory!r}')
+    if dtype not in ('float16', 'bfloat16', 'float32'): raise Blip2LoraError(f"unknown dtype {dtype!r}: use float16, bfloat16 or float32")
+    tdtype = getattr(torch, dtype)
+    model = _blip2_meta(model_id)
+    wb = weight_bytes(model, quant, tdtype)
+    n_lora = count_lora_params(model, lora_preset, r)
+    act = activation_bytes(model, lora_preset, r, batch_size, seq_len, gradient_checkpointing, tdtype, lora_dropout)
+    return Plan(str(model_id), quant, lora_preset, r, batch_size, seq_len, bool(gradient_checkpointing), dtype,
+                n_params(model), n_lora, wb['weights'], wb['constants'], wb['upcast'], 4 * n_lora, 4 * n_lora, 8 * n_lora,
+                act['saved'], act['transient'], gpu_memory=None if gpu_memory is None else int(gpu_memory * 1e9))

@@ -48,3 +48,34 @@ def test_quantized_modules_prediction():
     assert true_weight_bytes(m) > m.get_memory_footprint()
     real = quantized_modules(meta_model('blip2-opt-2.7b'))
     assert len(real) == 39 * 4 + 1 + 32 * 6   # ViT (qkv, projection, fc1, fc2), projection, OPT (q, k, v, out, fc1, fc2)
+
+from blip2_lora.quant import plan, Plan, weight_bytes
+from blip2_lora.models import Blip2LoraError, QUANTS
+
+@pytest.mark.parametrize('quant', QUANTS)
+def test_plan_weights_match_tiny_footprint(quant):
+    m = load_model(quant=quant)
+    p = plan('blip2-lora/tiny-opt', quant, dtype='float32')
+    assert abs(p.weights - m.get_memory_footprint()) <= 0.1 * m.get_memory_footprint()
+    assert p.weights + p.constants == true_weight_bytes(m)
+
+def test_plan_real_variants_and_table():
+    for k in ['blip2-opt-2.7b', 'Salesforce/blip2-flan-t5-xl']:
+        p = plan(k, 'nf4', 'seed', 8, 2, 16, True, gpu_memory=16)
+        assert isinstance(p, Plan) and p.fits and p.total == sum(p.parts.values())
+        s = str(p)
+        assert 'total' in s and 'fits in 16 GB' in s and len(s.splitlines()) >= 10
+    big = plan('blip2-flan-t5-xxl', 'none', gpu_memory=16)
+    assert big.fits is False and 'does NOT fit' in str(big)
+    assert plan(gpu_memory=None).fits is None
+    a, b = plan(batch_size=2), plan(batch_size=8)
+    assert a.weights == b.weights and b.activations > 3 * a.activations
+    assert plan(gradient_checkpointing=True).activations < plan().activations
+
+@pytest.mark.parametrize('kw,msg', [(dict(model_id='blip2-opt-13b'), 'unknown BLIP-2 variant'), (dict(r=0), 'r must be'),
+                                    (dict(r=-1), 'r must be'), (dict(batch_size=0), 'batch_size must be'),
+                                    (dict(quant='fp8'), 'unknown quant'), (dict(lora_preset='x'), 'unknown LoRA preset'),
+                                    (dict(gpu_memory=-1), 'gpu_memory')])
+def test_plan_bad_args(kw, msg):
+    with pytest.raises(Blip2LoraError, match=msg) as e: plan(**kw)
+    assert '\n' not in str(e.value)
