@@ -98,7 +98,7 @@ def synthetic(n:int, # number of rows
     feats = {k: datasets.Image() if k == 'image' else datasets.Value('string') for k in rows}
     return datasets.Dataset.from_dict(rows, features=datasets.Features(feats))
 
-# %% ../nbs/04_data.ipynb #997ffe13
+# %% ../nbs/04_data.ipynb #b089d0a3
 MAX_PIXELS = 89_478_485 # Pillow's own default limit (a 1024 MiB RGBA image), checked before decoding
 
 def _to_rgb(im:Image.Image)->Image.Image:
@@ -113,7 +113,7 @@ def _to_rgb(im:Image.Image)->Image.Image:
         return Image.alpha_composite(bg, im).convert('RGB')
     return im if im.mode == 'RGB' else im.convert('RGB')
 
-# %% ../nbs/04_data.ipynb #d28c704b
+# %% ../nbs/04_data.ipynb #a2137666
 def load_image(x, # a PIL image, a path, bytes, a `datasets` dict {'bytes', 'path'}, or an (H, W[, C]) uint8 array
                max_pixels:int=MAX_PIXELS, # refuse images with more pixels than this (decompression bombs)
                name:str|None=None, # how to name the image in error messages (default: its path)
@@ -143,7 +143,7 @@ def load_image(x, # a PIL image, a path, bytes, a `datasets` dict {'bytes', 'pat
     except (OSError, SyntaxError, ValueError) as e:
         raise Blip2LoraError(f'{name} is not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else "truncated or corrupt"}): fix or remove it') from None
 
-# %% ../nbs/04_data.ipynb #8b00fbcf
+# %% ../nbs/04_data.ipynb #e556ab03
 VQA_PROMPT = 'Question: {question} Answer:' # the BLIP-2 paper's VQA prompt
 
 def _read_metadata(folder:Path)->list[dict]:
@@ -171,7 +171,7 @@ def _imagefolder(folder:Path)->datasets.Dataset:
     cols = {'image': [r['file_name'] for r in rows], **{k: [r.get(k) for r in rows] for k in keys if k != 'image'}}
     return datasets.Dataset.from_dict(cols).cast_column('image', datasets.Image())
 
-# %% ../nbs/04_data.ipynb #88daa1cb
+# %% ../nbs/04_data.ipynb #3e15a1c0
 def _open_source(source:str, split:str):
     "The raw `datasets.Dataset` behind `source` (no column checks yet)."
     if source.startswith('synthetic:'):
@@ -198,7 +198,7 @@ def _open_source(source:str, split:str):
     try: return datasets.load_dataset(source, split=split), None
     except Exception as e: raise Blip2LoraError(f'could not load {source!r} from the Hub ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}): check the id and split') from None
 
-# %% ../nbs/04_data.ipynb #95740f78
+# %% ../nbs/04_data.ipynb #c720abd9
 def check_data(ds:datasets.Dataset, # canonical columns: image + text, or image + question + answer
                task:str='caption', # 'caption' or 'vqa'
                source:str='data', # how to name the data set in messages
@@ -221,7 +221,7 @@ def check_data(ds:datasets.Dataset, # canonical columns: image + text, or image 
                 load_image(x, max_pixels=max_pixels, name=nm)
     return ds
 
-# %% ../nbs/04_data.ipynb #1e19fae7
+# %% ../nbs/04_data.ipynb #20be60eb
 def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:SEED]`, or a Dataset
               task:str='caption', # 'caption' or 'vqa'
               text_column:str='text', question_column:str='question', answer_column:str='answer', image_column:str='image', # source column names
@@ -238,7 +238,7 @@ def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:
     ds = ds.remove_columns([v for v in ren.values() if v in ds.column_names]).rename_columns(ren)
     return check_data(ds, task, source=str(source) if not isinstance(source, datasets.Dataset) else 'data', check_images=check_images)
 
-# %% ../nbs/04_data.ipynb #29ba0f0e
+# %% ../nbs/04_data.ipynb #86f2217e
 def is_encoder_decoder(x)->bool:
     "True for the Flan-T5 family: from a model/config (`is_encoder_decoder`), or a processor's tokenizer (appends EOS, no BOS)."
     cfg = getattr(x, 'config', x)
@@ -248,7 +248,7 @@ def is_encoder_decoder(x)->bool:
     ids = tok('a').input_ids
     return ids[-1] == tok.eos_token_id and ids[0] != tok.eos_token_id and tok.bos_token_id is None
 
-# %% ../nbs/04_data.ipynb #ec78a941
+# %% ../nbs/04_data.ipynb #6e4f60ce
 class Collator:
     "Turn rows (image + text, or image + question + answer) into a BLIP-2 batch with masked labels."
     def __init__(self, processor, # a `Blip2Processor` (see `load_processor`)
