@@ -126,31 +126,24 @@ def cmd_merge(args):
     out = merge_adapter(args.adapter, args.output, model=args.model)
     print(f'merged model written to {out}')
 
-# %% ../nbs/08_cli.ipynb #d375641a
+# %% ../nbs/08_cli.ipynb #a8b41a57
 def cmd_plan(args):
     "Estimate GPU memory for LoRA fine-tuning (weights, LoRA + optimizer state, activations) before downloading anything."
     from blip2_lora.models import Blip2LoraError
     from blip2_lora import quant
     if not hasattr(quant, 'plan'): raise Blip2LoraError('this version of blip2_lora has no memory planner (blip2_lora.quant.plan): update the package')
-    p = quant.plan(model=args.model, quant=args.quant, targets=args.targets, lora_r=args.lora_r, batch_size=args.batch_size,
-                   seq_len=args.seq_len, gradient_checkpointing=args.gradient_checkpointing, gpu_memory=args.gpu_memory)
+    p = quant.plan(model_id=args.model, quant=args.quant, lora_preset=args.targets, r=args.lora_r, batch_size=args.batch_size,
+                   seq_len=args.seq_len, gradient_checkpointing=args.gradient_checkpointing, gpu_memory=args.gpu_memory, dtype=args.dtype)
     print(str(p))
 
-# %% ../nbs/08_cli.ipynb #9e9ea80c
+# %% ../nbs/08_cli.ipynb #aadbd51c
 def cmd_demo(args):
-    "Run the demo: caption a few synthetic images with the embedded tiny model (fine-tuned if the demo trains)."
-    try: from blip2_lora.demo import run_demo
-    except ImportError: run_demo = None
-    if run_demo is not None: return run_demo(model=args.model or _TINY)
-    from blip2_lora.models import load_model, load_processor
-    from PIL import Image, ImageDraw
-    name = args.model or _TINY
-    model, proc = load_model(name), load_processor(name)
-    ims = []
-    for i, (col, box) in enumerate([('red', (4, 4, 28, 28)), ('blue', (36, 4, 60, 28)), ('green', (20, 36, 44, 60))]):
-        im = Image.new('RGB', (64, 64), 'white'); ImageDraw.Draw(im).ellipse(box, fill=col); ims.append(im)
-    gen = model.generate(**proc(images=ims, text=[''] * 3, return_tensors='pt'), max_new_tokens=8, do_sample=False)
-    for i, t in enumerate(proc.batch_decode(gen, skip_special_tokens=True)): print(f'image {i}: {t.strip()!r}')
+    "Fine-tune LoRA on synthetic captions on the CPU and show it learned: base vs LoRA vs a shuffled-caption control."
+    from blip2_lora.demo import run_demo
+    res = run_demo(output=args.output, model=args.model or _TINY, n_train=args.n_train, n_eval=args.n_eval, steps=args.steps,
+                   batch_size=args.batch_size, lr=args.lr, targets=args.targets, r=args.lora_r, seed=args.seed,
+                   control=args.control, quiet=args.json)
+    if args.json: print(json.dumps(res, default=str))
 
 # %% ../nbs/08_cli.ipynb #916ec22e
 class _Parser(argparse.ArgumentParser):
@@ -181,7 +174,7 @@ def _sub(sub, name, func):
     s = sub.add_parser(name, help=func.__doc__, description=func.__doc__)
     s.set_defaults(func=func); return s
 
-# %% ../nbs/08_cli.ipynb #22c801e8
+# %% ../nbs/08_cli.ipynb #02374eba
 def build_parser()->argparse.ArgumentParser:
     "The `blip2-lora` argument parser with one sub-parser per command."
     p = _Parser(prog='blip2-lora', description='LoRA fine-tuning of BLIP-2 (int8 / 4-bit), offline-friendly.')
@@ -238,16 +231,28 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--adapter', required=True, help='LoRA adapter folder')
     s.add_argument('--output', required=True, help='new folder for the merged model')
     s = _sub(sub, 'plan', cmd_plan)
-    s.add_argument('--model', default='Salesforce/blip2-opt-2.7b', help='a real BLIP-2 id (config known offline) or a tiny name')
-    s.add_argument('--quant', choices=['none', 'int8', 'nf4'], default='none', help='base weights in 16, 8 or 4 bit')
-    s.add_argument('--targets', default='seed', help='LoRA target preset')
+    s.add_argument('--model', default='Salesforce/blip2-opt-2.7b', help='a real BLIP-2 id (its config is known offline), a tiny name or a model folder')
+    s.add_argument('--quant', choices=['none', 'int8', 'nf4'], default='int8', help='base weights in 16, 8 or 4 bit')
+    s.add_argument('--targets', default='seed', help='LoRA target preset (blip2_lora.lora.PRESETS)')
     s.add_argument('--lora-r', type=int, default=16, help='LoRA rank')
-    s.add_argument('--batch-size', type=int, default=3, help='examples per step')
-    s.add_argument('--seq-len', type=int, default=64, help='text tokens per example (the query tokens are added)')
-    s.add_argument('--gradient-checkpointing', action='store_true', help='recompute activations')
-    s.add_argument('--gpu-memory', type=float, default=None, help='GPU memory in GB to check the plan against')
+    s.add_argument('--batch-size', type=int, default=4, help='images per optimizer step (per device)')
+    s.add_argument('--seq-len', type=int, default=32, help='text tokens per example (prompt + target)')
+    s.add_argument('--gradient-checkpointing', action='store_true', help='recompute layer activations in backward')
+    s.add_argument('--gpu-memory', type=float, default=None, help='GPU memory in GB (decimal, 16 for a T4) to check the plan against')
+    s.add_argument('--dtype', choices=['float16', 'bfloat16', 'float32'], default='float16', help='load/compute dtype on the GPU')
     s = _sub(sub, 'demo', cmd_demo)
     _model_arg(s, 'blip2-lora/tiny-opt')
+    s.add_argument('--output', default='demo_out', help='folder for grid.png, loss.png, metrics.json/md and the adapters')
+    s.add_argument('--n-train', type=int, default=480, help='synthetic training images')
+    s.add_argument('--n-eval', type=int, default=240, help='held-out images (another seed)')
+    s.add_argument('--steps', type=int, default=300, help='optimizer steps')
+    s.add_argument('--batch-size', type=int, default=16, help='images per step')
+    s.add_argument('--lr', type=float, default=3e-3, help='learning rate')
+    s.add_argument('--targets', default='llm-all', help='LoRA target preset')
+    s.add_argument('--lora-r', type=int, default=8, help='LoRA rank')
+    s.add_argument('--seed', type=int, default=0, help='training seed')
+    s.add_argument('--no-control', dest='control', action='store_false', help='skip the shuffled-caption control run')
+    s.add_argument('--json', action='store_true', help='print only the result as one JSON object')
     return p
 
 # %% ../nbs/08_cli.ipynb #55fc1ed4
@@ -267,5 +272,5 @@ def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
         print(f'blip2-lora {args.command}: interrupted', file=sys.stderr); return 130
     return 0
 
-# %% ../nbs/08_cli.ipynb #89767184
+# %% ../nbs/08_cli.ipynb #05440e61
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m blip2_lora.cli`, not this notebook
