@@ -243,6 +243,7 @@ def build(out:str=None, n_workers:int=2) -> Path:
     cfg = _cfg(); t0 = time.time()
     probs = docs_run_problems(cfg)
     for pr in probs: print('docs: warning:', pr)
+    os.environ['PYTHONWARNINGS'] = 'ignore::UserWarning'   # nbdev's workers: the cells it warns about are listed above
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')

@@ -19,7 +19,7 @@ import docs as D
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
          '--no-first-run', '--disable-sync', '--disable-dev-shm-usage', '--hide-scrollbars', '--window-size=1280,900']
 INSTALL_HINT = 'install it with `sudo apt-get install chromium` (Debian/Ubuntu) or set CHROMIUM=/path/to/chrome'
-LEAKS = {'raw #| directive': r'#\|', 'Quarto {target=...}': r'\{target=', 'Quarto ::: div': r':::',
+LEAKS = {'raw #| directive': r'(?m)^\s*#\|\s*[\w-]', 'Quarto {target=...}': r'\{target=', 'Quarto ::: div': r':::',
          'Quarto {.class} attribute': r'\{\.[A-Za-z]', 'unrendered $$ math': r'\$\$'}
 
 def find_chromium():
