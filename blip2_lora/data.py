@@ -17,7 +17,7 @@ __all__ = ['COLOURS', 'SHAPES', 'POSITIONS', 'DEFAULT_COLOURS', 'DEFAULT_SHAPES'
            'combos', 'caption_of', 'captions', 'draw_shape', 'synthetic', 'load_image', 'check_data', 'load_data',
            'is_encoder_decoder', 'Collator']
 
-# %% ../nbs/04_data.ipynb #e3af8bc2
+# %% ../nbs/04_data.ipynb #aee4699e
 COLOURS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 70, 220), 'yellow': (230, 200, 30),
            'purple': (140, 50, 170), 'orange': (240, 130, 20), 'black': (25, 25, 25), 'cyan': (30, 200, 210)}
 SHAPES = ('circle', 'square', 'triangle', 'diamond', 'cross')
@@ -32,7 +32,7 @@ def _pick(given, default, known, what):
     if bad or not xs: raise Blip2LoraError(f"unknown {what} {bad or 'list (empty)'}: choose from {', '.join(known)}")
     return xs
 
-# %% ../nbs/04_data.ipynb #b3437a5f
+# %% ../nbs/04_data.ipynb #86770414
 def combos(colours:list|None=None, # colour names (default: red, green, blue, yellow)
            shapes:list|None=None, # shape names (default: circle, square, triangle)
            positions:list|None=None, # position names (default: left, right)
@@ -42,16 +42,24 @@ def combos(colours:list|None=None, # colour names (default: red, green, blue, ye
                   _pick(positions, DEFAULT_POSITIONS, POSITIONS, 'position'))
     return [(c, s, p) for c in cs for s in ss for p in ps]
 
-def caption_of(colour:str, shape:str, position:str)->str:
+def caption_of(colour:str, # a `COLOURS` name
+               shape:str, # a `SHAPES` name
+               position:str, # a `POSITIONS` name
+              )->str:
     "The caption of one combination: 'a red circle on the left'."
     return f'a {colour} {shape} {_WHERE[position]}'
 
-def captions(colours=None, shapes=None, positions=None)->list[str]:
+def captions(colours:list|None=None, # see `combos`
+             shapes:list|None=None, # see `combos`
+             positions:list|None=None, # see `combos`
+            )->list[str]:
     "All captions of the grammar (see `combos`), e.g. for a demo or a classification-style check."
     return [caption_of(*c) for c in combos(colours, shapes, positions)]
 
-# %% ../nbs/04_data.ipynb #e0707b6a
-def draw_shape(colour:str, shape:str, position:str, # one combination (see `combos`)
+# %% ../nbs/04_data.ipynb #34f3ce49
+def draw_shape(colour:str, # a `COLOURS` name
+               shape:str, # a `SHAPES` name
+               position:str, # a `POSITIONS` name
                image_size:int=64, # side of the square image in pixels
                rng:random.Random|None=None, # source of the jitter (None: no jitter, the class's centre)
               )->Image.Image:
@@ -73,14 +81,16 @@ def draw_shape(colour:str, shape:str, position:str, # one combination (see `comb
     else: raise Blip2LoraError(f"unknown shape {shape!r}: choose from {', '.join(SHAPES)}")
     return im
 
-# %% ../nbs/04_data.ipynb #a97f5c13
+# %% ../nbs/04_data.ipynb #8d63d245
 _QUESTIONS = {'colour': 'what colour is the shape?', 'shape': 'what shape is it?', 'position': 'where is the shape?'}
 
 def synthetic(n:int, # number of rows
               seed:int=0, # everything (order, jitter) is a function of the seed; another seed = held-out images
               task:str='caption', # 'caption' (columns image, text) or 'vqa' (image, question, answer)
               image_size:int=64, # image side in pixels
-              colours:list|None=None, shapes:list|None=None, positions:list|None=None, # the grammar (see `combos`)
+              colours:list|None=None, # colour names (see `combos`)
+              shapes:list|None=None, # shape names
+              positions:list|None=None, # position names
              )->datasets.Dataset:
     "A deterministic offline captioning / VQA data set of Pillow-drawn shapes."
     if task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {task!r}: use 'caption' or 'vqa'")
@@ -98,7 +108,7 @@ def synthetic(n:int, # number of rows
     feats = {k: datasets.Image() if k == 'image' else datasets.Value('string') for k in rows}
     return datasets.Dataset.from_dict(rows, features=datasets.Features(feats))
 
-# %% ../nbs/04_data.ipynb #b089d0a3
+# %% ../nbs/04_data.ipynb #9cf020b6
 MAX_PIXELS = 89_478_485 # Pillow's own default limit (a 1024 MiB RGBA image), checked before decoding
 
 def _to_rgb(im:Image.Image)->Image.Image:
@@ -113,7 +123,7 @@ def _to_rgb(im:Image.Image)->Image.Image:
         return Image.alpha_composite(bg, im).convert('RGB')
     return im if im.mode == 'RGB' else im.convert('RGB')
 
-# %% ../nbs/04_data.ipynb #a2137666
+# %% ../nbs/04_data.ipynb #20c6d87c
 def load_image(x, # a PIL image, a path, bytes, a `datasets` dict {'bytes', 'path'}, or an (H, W[, C]) uint8 array
                max_pixels:int=MAX_PIXELS, # refuse images with more pixels than this (decompression bombs)
                name:str|None=None, # how to name the image in error messages (default: its path)
@@ -143,7 +153,7 @@ def load_image(x, # a PIL image, a path, bytes, a `datasets` dict {'bytes', 'pat
     except (OSError, SyntaxError, ValueError) as e:
         raise Blip2LoraError(f'{name} is not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else "truncated or corrupt"}): fix or remove it') from None
 
-# %% ../nbs/04_data.ipynb #e556ab03
+# %% ../nbs/04_data.ipynb #6eedac24
 VQA_PROMPT = 'Question: {question} Answer:' # the BLIP-2 paper's VQA prompt
 
 def _read_metadata(folder:Path)->list[dict]:
@@ -171,7 +181,7 @@ def _imagefolder(folder:Path)->datasets.Dataset:
     cols = {'image': [r['file_name'] for r in rows], **{k: [r.get(k) for r in rows] for k in keys if k != 'image'}}
     return datasets.Dataset.from_dict(cols).cast_column('image', datasets.Image())
 
-# %% ../nbs/04_data.ipynb #3e15a1c0
+# %% ../nbs/04_data.ipynb #c44d71cf
 def _open_source(source:str, split:str):
     "The raw `datasets.Dataset` behind `source` (no column checks yet)."
     if source.startswith('synthetic:'):
@@ -198,7 +208,7 @@ def _open_source(source:str, split:str):
     try: return datasets.load_dataset(source, split=split), None
     except Exception as e: raise Blip2LoraError(f'could not load {source!r} from the Hub ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}): check the id and split') from None
 
-# %% ../nbs/04_data.ipynb #c720abd9
+# %% ../nbs/04_data.ipynb #787cf575
 def check_data(ds:datasets.Dataset, # canonical columns: image + text, or image + question + answer
                task:str='caption', # 'caption' or 'vqa'
                source:str='data', # how to name the data set in messages
@@ -221,10 +231,13 @@ def check_data(ds:datasets.Dataset, # canonical columns: image + text, or image 
                 load_image(x, max_pixels=max_pixels, name=nm)
     return ds
 
-# %% ../nbs/04_data.ipynb #20be60eb
+# %% ../nbs/04_data.ipynb #e6b6b828
 def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:SEED]`, or a Dataset
               task:str='caption', # 'caption' or 'vqa'
-              text_column:str='text', question_column:str='question', answer_column:str='answer', image_column:str='image', # source column names
+              text_column:str='text', # the source's caption column (task 'caption')
+              question_column:str='question', # the source's question column (task 'vqa')
+              answer_column:str='answer', # the source's answer column (task 'vqa'): a string or a list of answers
+              image_column:str='image', # the source's image column
               split:str='train', # split of a DatasetDict / Hub data set / imagefolder subfolder
               check_images:bool=True, # decode every image now (see `check_data`)
              )->datasets.Dataset:
@@ -238,8 +251,9 @@ def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:
     ds = ds.remove_columns([v for v in ren.values() if v in ds.column_names]).rename_columns(ren)
     return check_data(ds, task, source=str(source) if not isinstance(source, datasets.Dataset) else 'data', check_images=check_images)
 
-# %% ../nbs/04_data.ipynb #86f2217e
-def is_encoder_decoder(x)->bool:
+# %% ../nbs/04_data.ipynb #658c7113
+def is_encoder_decoder(x, # a BLIP-2 model, its config, a `Blip2Processor` or a tokenizer
+                      )->bool:
     "True for the Flan-T5 family: from a model/config (`is_encoder_decoder`), or a processor's tokenizer (appends EOS, no BOS)."
     cfg = getattr(x, 'config', x)
     if hasattr(cfg, 'use_decoder_only_language_model'): return not cfg.use_decoder_only_language_model
@@ -248,7 +262,7 @@ def is_encoder_decoder(x)->bool:
     ids = tok('a').input_ids
     return ids[-1] == tok.eos_token_id and ids[0] != tok.eos_token_id and tok.bos_token_id is None
 
-# %% ../nbs/04_data.ipynb #6e4f60ce
+# %% ../nbs/04_data.ipynb #be123567
 class Collator:
     "Turn rows (image + text, or image + question + answer) into a BLIP-2 batch with masked labels."
     def __init__(self, processor, # a `Blip2Processor` (see `load_processor`)
@@ -269,19 +283,22 @@ class Collator:
         self.image_token_id = self.tok.convert_tokens_to_ids(processor.image_token.content)
         self.n_cut = 0 # rows whose target was cut so far
 
-    def pixels(self, rows:list[dict])->torch.Tensor:
+    def pixels(self, rows:list, # rows with an 'image', or the images themselves
+              )->torch.Tensor:
         "Only the image part: (B, 3, H, W) `pixel_values` (e.g. to fill a feature cache)."
         ims = [load_image(r['image'] if isinstance(r, dict) else r, self.max_pixels) for r in rows]
         return self.processor(images=ims, return_tensors='pt').pixel_values
 
-    def parts(self, row:dict)->tuple[str,str]:
+    def parts(self, row:dict, # one row: 'text', or 'question' and 'answer'
+             )->tuple[str,str]:
         "(prompt, target) text of one row; a list of answers (VQAv2 style) trains on the most common one."
         if self.task == 'caption': return self.prompt, str(row['text']).strip()
         a = row['answer']
         if isinstance(a, (list, tuple)): a = max(a, key=list(a).count) if a else ''
         return self.prompt.format(question=str(row['question']).strip()), str(a).strip()
 
-    def __call__(self, rows:list[dict])->dict:
+    def __call__(self, rows:list[dict], # dataset rows: 'image' + 'text', or 'image' + 'question' + 'answer'
+                )->dict:
         "A batch: `pixel_values`, `input_ids`, `attention_mask`, `labels` (-100 where no loss)."
         return {'pixel_values': self.pixels(rows), **self.text(rows)}
 
@@ -310,7 +327,8 @@ class Collator:
         if cut: ids, lab = ids[:L], lab[:L]       # cut the target's end (and its EOS): reported, see `overflow`
         return ids, lab, cut
 
-    def text(self, rows:list[dict])->dict:
+    def text(self, rows:list[dict], # rows with 'text' (or 'question', 'answer'); no image needed
+            )->dict:
         "Only the text part: `input_ids` (placeholders first), `attention_mask`, `labels`, right-padded."
         enc = [self._encode(*self.parts(r)) for r in rows]
         n_cut = sum(c for *_, c in enc)
