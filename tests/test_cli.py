@@ -82,3 +82,20 @@ def test_eval_json_and_merge(work):
     assert r.returncode == 0, r.stderr
     from transformers import Blip2ForConditionalGeneration
     assert Blip2ForConditionalGeneration.from_pretrained(work/'merged') is not None
+
+def test_train_then_caption_with_its_adapter(tmp_path):
+    r = run('train', '--data', 'synthetic:6', '--output', str(tmp_path/'run'), '--max-steps', '2', '--batch-size', '3', '--lora-r', '4', '--json')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])['adapter'] == str(tmp_path/'run')
+    from blip2_lora.infer import load_for_inference, caption
+    from blip2_lora.data import synthetic
+    m, p = load_for_inference(tmp_path/'run')
+    caps = caption(m, p, synthetic(2, seed=1)['image'], max_new_tokens=5)
+    assert len(caps) == 2 and all(isinstance(c, str) for c in caps)
+
+def test_plan_prints_table():
+    r = run('plan', '--model', 'Salesforce/blip2-opt-2.7b', '--quant', 'nf4', '--lora-r', '8', '--gpu-memory', '16')
+    assert r.returncode == 0, r.stderr
+    assert 'total' in r.stdout and 'NF4' in r.stdout and '16 GB' in r.stdout
+    r = run('plan', '--targets', 'nope')
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'nope' in r.stderr

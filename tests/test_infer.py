@@ -50,3 +50,11 @@ def test_errors(adapter, tmp_path):
 def test_adapter_base_recorded(adapter):
     assert adapter_base(adapter) == 'blip2-lora/tiny-opt'
     assert json.loads((adapter/'adapter_config.json').read_text())['peft_type'] == 'LORA'
+
+def test_sampling_seeded_and_beams_batched(adapter):
+    m, proc = load_for_inference(adapter)
+    ims = _imgs(4, seed=5)
+    a = caption(m, proc, ims, do_sample=True, seed=3, max_new_tokens=10)
+    assert a == caption(m, proc, ims, do_sample=True, seed=3, max_new_tokens=10)
+    assert a != caption(m, proc, ims, do_sample=True, seed=4, max_new_tokens=10)
+    assert caption(m, proc, ims, num_beams=3, batch_size=4, max_new_tokens=8) == [caption(m, proc, [im], num_beams=3, max_new_tokens=8)[0] for im in ims]
