@@ -19,7 +19,7 @@ __all__ = ['TOWERS', 'COMPLETE', 'RUN_FILE', 'OUR_FILES', 'OUR_DIRS', 'TrainConf
            'drop_torn', 'versions', 'check_output', 'prepare_output', 'plot_losses', 'TrainResult', 'training_args',
            'train', 'finetune']
 
-# %% ../nbs/05_train.ipynb #ffcf5aba
+# %% ../nbs/05_train.ipynb #d0617084
 @dataclass
 class TrainConfig:
     "Everything `train` needs besides model and data; written to `train_config.json` in the output folder."
@@ -41,6 +41,7 @@ class TrainConfig:
     max_new_tokens:int = 20 # generation length for eval metrics
     resume:bool = False # continue from the newest complete checkpoint in output_dir/checkpoints
     overwrite:bool = False # reuse an output_dir that holds other files or another run
+    trainer_args:dict = field(default_factory=dict) # more `TrainingArguments` (deepspeed=..., fsdp=..., lr_scheduler_type=...)
 
     def steps_args(self)->dict:
         "`num_train_epochs` / `max_steps` for `TrainingArguments`, after checking them."
@@ -311,13 +312,13 @@ def _default_collator(processor, config:TrainConfig):
     from blip2_lora.data import Collator
     return Collator(processor, task=config.task, max_length=config.max_length)
 
-# %% ../nbs/05_train.ipynb #4389c6bf
+# %% ../nbs/05_train.ipynb #01795fef
 def training_args(config:TrainConfig, # the run's configuration
                   has_eval:bool=False, # evaluate once per epoch
                  )->TrainingArguments:
-    "The `TrainingArguments` for `config`: checkpoints in `output_dir/checkpoints`, gloo on CPU."
+    "The `TrainingArguments` for `config`: checkpoints in `output_dir/checkpoints`, gloo on CPU, `trainer_args` on top."
     cuda = torch.cuda.is_available()
-    return TrainingArguments(output_dir=str(Path(config.output_dir)/'checkpoints'), **config.steps_args(),
+    kw = dict(output_dir=str(Path(config.output_dir)/'checkpoints'), **config.steps_args(),
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, warmup_steps=config.warmup_steps,
         weight_decay=0.0, seed=config.seed, data_seed=config.seed, bf16=config.bf16,
@@ -326,8 +327,10 @@ def training_args(config:TrainConfig, # the run's configuration
         eval_strategy='epoch' if has_eval else 'no', report_to='none', remove_unused_columns=False,
         label_names=['labels'], dataloader_num_workers=0, disable_tqdm=False, use_cpu=not cuda,
         ddp_backend='gloo' if not cuda and int(os.environ.get('WORLD_SIZE', '1')) > 1 else None, ddp_find_unused_parameters=False)
+    try: return TrainingArguments(**{**kw, **config.trainer_args})
+    except TypeError as e: raise Blip2LoraError(f'bad trainer_args: {e}; see transformers.TrainingArguments') from None
 
-# %% ../nbs/05_train.ipynb #8b44c728
+# %% ../nbs/05_train.ipynb #7b4b44bd
 def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.add_lora`)
           processor, # its `Blip2Processor`
           train_data, # examples (a datasets.Dataset or list of dicts: image + text, or image + question + answer)
@@ -376,7 +379,7 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
         plot_losses(trainer.state.log_history, out/'loss.png')
     return TrainResult(out, out, metrics, trainer.state.log_history)
 
-# %% ../nbs/05_train.ipynb #bc7fe2c9
+# %% ../nbs/05_train.ipynb #54246df8
 def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub id (--model)
              data=None, # training data: folder, `save_to_disk` folder, Hub id, `synthetic:N[:SEED]` or a Dataset (--data)
              output:str|Path='blip2-lora-run', # run folder (--output)
