@@ -8,7 +8,7 @@ signature, docstring); every image output stored in a notebook is on its page an
 `{target=...}`, `:::`, `{.class}` or `$$` fragments; the sidebar lists the notebooks in nbdev's order; no console
 error, uncaught exception or failed load. Without Chromium it prints a loud SKIPPED line and exits 0.
 """
-import base64, functools, http.server, importlib, inspect, json, os, posixpath, queue, re, shutil, subprocess
+import ast, base64, functools, http.server, importlib, json, os, posixpath, queue, re, shutil, subprocess
 import sys, tempfile, threading, time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -144,16 +144,19 @@ def expected(cfg):
         page = D.page_of(rel, fm) if fm else None
         imgs = [D.img_name(b, e) for b, e in D.image_outputs(src)]
         pages.append(dict(nb=rel, page=page, title=title, imgs=imgs))
-    syms = {}
+    syms = {}   # read from the source (ast), not imported: no torch import, and the same answer
     mi = importlib.import_module(f'{cfg.lib_path.name}._modidx').d['syms']
     for mod, entries in mi.items():
-        m = importlib.import_module(mod)
-        for name in getattr(m, '__all__', []):
-            o = getattr(m, name, None)
-            if not (inspect.isfunction(o) or inspect.isclass(o)) or getattr(o, '__module__', None) != mod: continue
+        f = cfg.lib_path/(mod.split('.', 1)[1].replace('.', '/') + '.py')
+        if not f.exists(): continue
+        tree = ast.parse(f.read_text(encoding='utf-8'))
+        names = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                      and any(getattr(t, 'id', '') == '__all__' for t in n.targets)), [])
+        defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        for name in names:
             url = entries.get(f'{mod}.{name}', (None,))[0]
-            if not url: continue
-            doc = (inspect.getdoc(o) or '').strip().splitlines()
+            if name not in defs or not url: continue
+            doc = (ast.get_docstring(defs[name]) or '').strip().splitlines()
             page, _, anchor = url.partition('#')
             syms.setdefault(page, []).append(dict(name=name, anchor=anchor, doc=doc[0] if doc else ''))
     return pages, syms
