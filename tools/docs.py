@@ -128,7 +128,9 @@ def _callouts(text:str, gfm:bool=False) -> str:
 
 def _math(tex:str, display:bool) -> str:
     from latex2mathml.converter import convert
-    try: return convert(tex.strip(), display='block' if display else 'inline')
+    try:   # <math> is block-level for Python-Markdown: a span keeps inline math inside its paragraph
+        m = convert(tex.strip(), display='block' if display else 'inline')
+        return m if display else f'<span class="math">{m}</span>'
     except Exception as e:
         warnings.warn(f'docs: cannot convert math {tex!r} ({e}); left as code')
         return f'<code>{html.escape(tex)}</code>'
