@@ -9,8 +9,8 @@ from pathlib import Path
 import blip2_lora
 
 # %% auto #0
-__all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'evaluate', 'cmd_eval', 'cmd_merge', 'cmd_plan', 'cmd_demo',
-           'build_parser', 'main']
+__all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'cmd_eval', 'cmd_merge', 'cmd_plan', 'cmd_demo', 'build_parser',
+           'main']
 
 # %% ../nbs/08_cli.ipynb #0f747bf8
 _TINY = 'blip2-lora/tiny-opt' # = blip2_lora.models.DEFAULT_MODEL (not imported here: that would load torch)
@@ -81,24 +81,11 @@ def cmd_vqa(args):
     ans = answer(model, proc, ims, args.question, **_gen(args))
     _emit(args, [dict(image=str(p), question=args.question, answer=a) for p, a in zip(args.images, ans)], 'answer')
 
-# %% ../nbs/08_cli.ipynb #1620801b
-def evaluate(model, processor, ds, task:str='caption', batch_size:int=8, max_new_tokens:int=20)->dict:
-    "Metrics of `model` on a loaded data set (`blip2_lora.data.load_data`)."
-    from blip2_lora.infer import caption, answer
-    from blip2_lora.metrics import caption_metrics, vqa_accuracy
-    ims = list(ds['image'])
-    if task == 'vqa':
-        preds = answer(model, processor, ims, list(ds['question']), batch_size=batch_size, max_new_tokens=max_new_tokens)
-        m = vqa_accuracy(preds, list(ds['answer']))
-    else:
-        preds = caption(model, processor, ims, batch_size=batch_size, max_new_tokens=max_new_tokens)
-        m = caption_metrics(preds, list(ds['text']))
-    m['n_images'] = m.pop('n'); return m
-
+# %% ../nbs/08_cli.ipynb #2ebfaca3
 def cmd_eval(args):
     "Score an adapter (and with --baseline its base model) on captioning or VQA data."
     from blip2_lora.data import load_data
-    from blip2_lora.infer import load_for_inference, adapter_config
+    from blip2_lora.infer import load_for_inference, adapter_config, evaluate
     adapter_config(args.adapter)
     ds = load_data(args.data, args.task, split=args.split)
     if args.limit: ds = ds.select(range(min(args.limit, len(ds))))

@@ -11,7 +11,7 @@ from .models import Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, load
 
 # %% auto #0
 __all__ = ['adapter_config', 'adapter_base', 'load_adapter', 'load_for_inference', 'open_images', 'caption', 'answer',
-           'token_agreement', 'merge_adapter']
+           'token_agreement', 'evaluate', 'merge_adapter']
 
 # %% ../nbs/06_infer.ipynb #1ef156b9
 _TINY_DIR = re.compile(r'^tiny-(opt|t5)(-v\d+)?$')
@@ -195,7 +195,40 @@ def token_agreement(a:list[str], # texts from one model
         same += sum(p == q for p, q in zip(x, y)); total += max(len(x), len(y))
     return same / total if total else 1.0
 
-# %% ../nbs/06_infer.ipynb #c89bea30
+# %% ../nbs/06_infer.ipynb #10cdef9b
+def _image_groups(ds)->list[list[int]]:
+    "Row indices grouped by image file (in first-seen order); rows without a path stay alone."
+    import datasets
+    paths = [None] * len(ds)
+    if isinstance(ds.features.get('image'), datasets.Image):
+        raw = ds.cast_column('image', datasets.Image(decode=False))['image']
+        paths = [x.get('path') if isinstance(x, dict) else None for x in raw]
+    groups = {}
+    for i, p in enumerate(paths): groups.setdefault(p if p else ('row', i), []).append(i)
+    return list(groups.values())
+
+def evaluate(model, # from `load_for_inference`
+             processor, # its processor
+             ds, # a `datasets.Dataset` from `blip2_lora.data.load_data` (image + text, or image + question + answer)
+             task:str='caption', # 'caption' or 'vqa'
+             batch_size:int=8, # images per `generate` call
+             max_new_tokens:int=20, # generation length limit
+            )->dict:
+    "Caption metrics (exact match, BLEU-1..4, CIDEr-D) or VQA accuracy of `model` on `ds`, with `n_images`."
+    from blip2_lora.metrics import caption_metrics, vqa_accuracy
+    if task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {task!r}: use 'caption' or 'vqa'")
+    if task == 'vqa':
+        preds = answer(model, processor, list(ds['image']), list(ds['question']), batch_size=batch_size, max_new_tokens=max_new_tokens)
+        m = vqa_accuracy(preds, list(ds['answer']))
+    else:
+        groups, texts = _image_groups(ds), ds['text']
+        refs = [[r for i in g for r in ([texts[i]] if isinstance(texts[i], str) else texts[i])] for g in groups]
+        preds = caption(model, processor, [ds[g[0]]['image'] for g in groups], batch_size=batch_size, max_new_tokens=max_new_tokens)
+        m = caption_metrics(preds, refs)
+    m['n_images'] = m.pop('n')
+    return m
+
+# %% ../nbs/06_infer.ipynb #8dbdebfb
 def merge_adapter(adapter_dir:str|Path, # a LoRA adapter folder
                   output:str|Path, # folder to write (created; must be empty or absent)
                   model:str|Path|None=None, # base model (default: the adapter's base)
