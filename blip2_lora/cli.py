@@ -242,7 +242,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--json', action='store_true', help='print only the result as one JSON object')
     return p
 
-# %% ../nbs/08_cli.ipynb #55fc1ed4
+# %% ../nbs/08_cli.ipynb #a4d97ea7
 def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `blip2-lora` console script."
@@ -257,6 +257,11 @@ def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
         print(f'blip2-lora {args.command}: error: {e}', file=sys.stderr); return 2
     except KeyboardInterrupt:
         print(f'blip2-lora {args.command}: interrupted', file=sys.stderr); return 130
+    except Exception as e:   # a bug or an unforeseen library error: still one line, the traceback on request
+        if os.environ.get('BLIP2_LORA_TRACEBACK'): raise
+        msg = str(e).splitlines()[0] if str(e) else ''
+        print(f'blip2-lora {args.command}: unexpected error: {type(e).__name__}: {msg} (set BLIP2_LORA_TRACEBACK=1 for the traceback, and please report it)', file=sys.stderr)
+        return 1
     return 0
 
 # %% ../nbs/08_cli.ipynb #05440e61

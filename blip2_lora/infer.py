@@ -38,12 +38,14 @@ def adapter_base(adapter_dir:str|Path, # an adapter folder
         base = f"blip2-lora/tiny-{_TINY_DIR.match(Path(base).name).group(1)}"
     return base
 
-# %% ../nbs/06_infer.ipynb #680092fd
+# %% ../nbs/06_infer.ipynb #58f59d01
 def _weights_fit(model, adapter_dir:Path)->str|None:
     "Why the adapter's tensors do not fit `model` (None when they do)."
     from safetensors import safe_open
     mods = dict(model.named_modules()); params = dict(model.named_parameters())
-    with safe_open(str(adapter_dir/'adapter_model.safetensors'), 'pt') as f:
+    try: f = safe_open(str(adapter_dir/'adapter_model.safetensors'), 'pt')
+    except Exception as e: raise Blip2LoraError(f'{adapter_dir}/adapter_model.safetensors is not readable ({type(e).__name__}): the file is damaged; save or download the adapter again') from None
+    with f:
         for k in f.keys():
             shape, name = tuple(f.get_slice(k).get_shape()), k.removeprefix('base_model.model.')
             m = re.match(r'(.*)\.lora_([AB])\.weight$', name)
@@ -115,7 +117,7 @@ def open_images(images:list, # PIL images and/or paths to image files
     from blip2_lora.data import load_image
     return [load_image(im) for im in images]
 
-# %% ../nbs/06_infer.ipynb #77d32b29
+# %% ../nbs/06_infer.ipynb #471b764c
 def _generate(model, processor, images, texts, batch_size, **gen)->list[str]:
     "Batched generation with left padding; returns the new text for each image."
     tok = processor.tokenizer
@@ -137,6 +139,11 @@ def _generate(model, processor, images, texts, batch_size, **gen)->list[str]:
     return out
 
 def _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
+    "Checked `generate` options (seeding torch when asked)."
+    if max_new_tokens < 1: raise Blip2LoraError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
+    if num_beams < 1: raise Blip2LoraError(f'num_beams must be >= 1 (1 = greedy), got {num_beams}')
+    if do_sample and not temperature > 0: raise Blip2LoraError(f'temperature must be > 0 when sampling, got {temperature}: for greedy decoding drop --sample')
+    if do_sample and not 0 < top_p <= 1: raise Blip2LoraError(f'top_p must be in (0, 1], got {top_p}')
     if seed is not None: torch.manual_seed(seed)
     kw = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample)
     if do_sample: kw.update(temperature=temperature, top_p=top_p)
