@@ -129,7 +129,7 @@ SCROLL_JS = r"""(() => {
   return true;
 })()"""
 
-def _norm(s): return ' '.join(re.sub(r'[`*_]', '', s).split())
+def _norm(s): return ' '.join(re.sub(r'[`*_]', '', re.sub(r'\[([^\]]*)\]\([^)]*\)', r'\1', s)).split())
 
 def expected(cfg):
     "What the site must show, read from the notebooks and the package (not from the build)."
@@ -194,7 +194,10 @@ def main(site=None, shots=None) -> int:
     want_nav = [base + p['page'] for p in pages if p['page']]
     api_page = next((p['page'] for p in pages if p['page'] in syms and p['imgs']), None) or \
                next((p['page'] for p in pages if p['page'] in syms), None)   # screenshot: an API page with a figure
-    br = Chrome(exe)
+    try: br = Chrome(exe)
+    except Exception as e:
+        srv.shutdown(); print(f'docs check: {exe} did not start headless ({e!r}); run it by hand with the flags in tools/docs_check.py')
+        return 1
     try:
         for p in pages:
             if not p['page']: fail(p['nb'], 'not processed by nbdev (no _proc/ copy): run `make docs`'); continue
