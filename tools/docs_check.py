@@ -184,6 +184,10 @@ def main(site=None, shots=None) -> int:
     if not (site/'index.html').exists(): print(f'docs check: {site}/index.html missing: run `make docs` first'); return 1
     t0 = time.time()
     pages, syms = expected(cfg)
+    try: br = Chrome(exe)   # first: it forks with preexec_fn, which wants no other threads running yet
+    except Exception as e:
+        print(f'docs check: {exe} did not start headless ({e!r}); run it by hand with the flags in tools/docs_check.py')
+        return 1
     handler = functools.partial(type('H', (http.server.SimpleHTTPRequestHandler,), {'log_message': lambda *a: None}),
                                 directory=str(site))
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
@@ -194,10 +198,6 @@ def main(site=None, shots=None) -> int:
     want_nav = [base + p['page'] for p in pages if p['page']]
     api_page = next((p['page'] for p in pages if p['page'] in syms and p['imgs']), None) or \
                next((p['page'] for p in pages if p['page'] in syms), None)   # screenshot: an API page with a figure
-    try: br = Chrome(exe)
-    except Exception as e:
-        srv.shutdown(); print(f'docs check: {exe} did not start headless ({e!r}); run it by hand with the flags in tools/docs_check.py')
-        return 1
     try:
         for p in pages:
             if not p['page']: fail(p['nb'], 'not processed by nbdev (no _proc/ copy): run `make docs`'); continue
