@@ -32,7 +32,8 @@ class Chrome:
         self.tmp = tempfile.mkdtemp(prefix='docs-chromium-')
         to_c, self._w = os.pipe()          # we write commands, Chromium reads fd 3
         self._r, from_c = os.pipe()        # Chromium writes fd 4, we read
-        def fds(): os.dup2(to_c, 3); os.dup2(from_c, 4)
+        def fds():   # child: our pipe ends may already sit on fd 3/4, so move them out of the way first
+            a, b = os.dup(to_c), os.dup(from_c); os.dup2(a, 3); os.dup2(b, 4)
         self.p = subprocess.Popen([exe, *FLAGS, f'--user-data-dir={self.tmp}', '--remote-debugging-pipe', 'about:blank'],
                                   preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
