@@ -1,0 +1,64 @@
+"The benchmark scripts in bench/ run end to end in a tiny mode (no timing asserts: speed is the scripts' job, not the tests')."
+import sys
+from pathlib import Path
+import pytest, torch
+
+BENCH = Path(__file__).parents[1]/'bench'
+sys.path.insert(0, str(BENCH))
+
+def test_reference_batches_equal_ours():
+    "The corrected reference collator gives token-for-token the batches of `blip2_lora.data.Collator` (both learn the same thing)."
+    import train as bt
+    from common import proportioned_model
+    from blip2_lora.models import load_processor
+    from blip2_lora.data import Collator, synthetic
+    p = load_processor(proportioned_model()); ds = synthetic(5, image_size=224)
+    rows = [ds[i] for i in range(5)]
+    a, b = bt.reference_collator(p)(rows), Collator(p).text(rows)
+    assert set(b) == {'input_ids', 'attention_mask', 'labels'}
+    for k in b: assert torch.equal(a[k], b[k]), k
+    assert (a['labels'][:, :p.num_query_tokens + 1] == -100).all() and (a['labels'] != -100).any()
+
+def test_proportioned_split():
+    "The benchmark model splits forward compute like blip2-opt-2.7b (vision/LLM within 10% of 1.53)."
+    from common import proportioned_model, forward_flops, REAL_SPLIT, caching_ceiling
+    from blip2_lora.models import load_model, load_processor
+    md = proportioned_model()
+    f = forward_flops(load_model(md), load_processor(md))
+    assert abs(f['vision'] / f['llm'] / REAL_SPLIT - 1) < 0.1
+    assert caching_ceiling(f, 1) == pytest.approx(1.0) and 1.5 < caching_ceiling(f, 50) < 2.0
+
+def test_train_bench_tiny(capsys):
+    "One step of the reference and of our train(), each in a child process: same final loss, the table and verdict print."
+    import train as bt
+    med = bt.main(['--epochs', '1', '--n-images', '2', '--repeats', '1', '--configs', 'reference,ours'])
+    out = capsys.readouterr().out
+    assert 'verdict:' in out and 'FLOP ceiling' in out
+    assert med['ours']['loss'] == pytest.approx(med['reference']['loss'], rel=0.01)
+    assert all(m['rss'] > 100 and m['sps'] > 0 for m in med.values())
+
+def test_infer_bench_tiny(capsys):
+    import infer as bi
+    r = bi.main(['--n-images', '2', '--repeats', '1', '--new-tokens', '3', '--batch', '2'])
+    out = capsys.readouterr().out
+    assert 'verdict:' in out and set(r['med']) == {'base', 'unmerged', 'merged', 'base, batch 2'}
+    assert '2/2 captions identical' in out   # batched (left-padded) captions equal one-by-one ones
+
+def test_quant_bench_tiny(capsys):
+    "Footprints of none/int8/nf4 are measured on real bitsandbytes layers and plan() matches them."
+    import quant as bq
+    r = bq.main(['--steps', '1'])
+    assert 'verdict:' in capsys.readouterr().out
+    assert r['nf4']['weights'] < r['int8']['weights'] < r['none']['weights']
+    for q in r: assert r[q]['plan'] == pytest.approx(r[q]['weights'], rel=0.02), q
+
+def test_gpu_script_dry_run(tmp_path, capsys):
+    "bench/gpu.py end to end on the CPU with the tiny model (fp32 / int8 / nf4, batch 2 and 8)."
+    import gpu
+    rows = gpu.main(['--dry-run', '--json', str(tmp_path/'gpu.json')])
+    out = capsys.readouterr().out
+    assert [r['quant'] for r in rows] == ['fp32', 'int8', 'nf4'] and 'b8 samp/s' in out
+    for r in rows:
+        assert set(r['train']) == {2, 8} and r['caption_s'] > 0 and r['weights'] > 0
+        assert all(t['loss'] == t['loss'] and t['plan'] > 0 for t in r['train'].values())  # finite loss, a plan estimate
+    assert (tmp_path/'gpu.json').exists()
