@@ -113,13 +113,11 @@ def cmd_merge(args):
     out = merge_adapter(args.adapter, args.output, model=args.model)
     print(f'merged model written to {out}')
 
-# %% ../nbs/08_cli.ipynb #a8b41a57
+# %% ../nbs/08_cli.ipynb #bc8889b2
 def cmd_plan(args):
     "Estimate GPU memory for LoRA fine-tuning (weights, LoRA + optimizer state, activations) before downloading anything."
-    from blip2_lora.models import Blip2LoraError
-    from blip2_lora import quant
-    if not hasattr(quant, 'plan'): raise Blip2LoraError('this version of blip2_lora has no memory planner (blip2_lora.quant.plan): update the package')
-    p = quant.plan(model_id=args.model, quant=args.quant, lora_preset=args.targets, r=args.lora_r, batch_size=args.batch_size,
+    from blip2_lora.quant import plan
+    p = plan(model_id=args.model, quant=args.quant, lora_preset=args.targets, r=args.lora_r, batch_size=args.batch_size,
                    seq_len=args.seq_len, gradient_checkpointing=args.gradient_checkpointing, gpu_memory=args.gpu_memory, dtype=args.dtype)
     print(str(p))
 
