@@ -208,7 +208,20 @@ def load_processor(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, lo
     if proc.num_query_tokens is None: raise Blip2LoraError(f'the processor of {name} has no num_query_tokens, so it would not insert image placeholders: use transformers>=5 and a processor saved by it')
     return proc
 
-# %% ../nbs/00_models.ipynb #f250c285
+# %% ../nbs/00_models.ipynb #8f2d3380
+class _DropCastNotice(__import__('logging').Filter):
+    "Drop bitsandbytes' per-matmul 'inputs will be cast to float16' notice (hundreds of lines per caption in int8)."
+    def filter(self, record): return 'inputs will be cast' not in str(record.msg)
+
+def _quiet_loading():
+    "Silence per-load noise: transformers' 'Loading weights' bar and the int8 cast notice."
+    import logging
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    lg = logging.getLogger('bitsandbytes.autograd._functions')
+    if not any(isinstance(f, _DropCastNotice) for f in lg.filters): lg.addFilter(_DropCastNotice())
+
+# %% ../nbs/00_models.ipynb #7d399246
 def load_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local folder, or Hub id (Salesforce/blip2-opt-2.7b)
                quant:str='none', # 'none', 'int8' (LLM.int8) or 'nf4' (4-bit NormalFloat)
                dtype:torch.dtype|None=None, # default: float16 on CUDA, float32 on CPU
@@ -225,19 +238,17 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local 
     if local.exists(): _check_local(local, allow_pickle); path = str(local)
     elif _looks_local(name): raise Blip2LoraError(f'{name} does not exist: pass an existing model folder or a Hub id such as Salesforce/blip2-opt-2.7b')
     elif not _hub_reachable(): raise _hub_error(name, ConnectionError('offline'))
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='MatMul8bitLt: inputs will be cast')
-        try:
-            model = Blip2ForConditionalGeneration.from_pretrained(path, quantization_config=qcfg, dtype=dtype,
-                        device_map=device_map, use_safetensors=None if allow_pickle else True)
-        except OSError as e:
-            if local.exists(): raise Blip2LoraError(f'{name} could not be loaded as a BLIP-2 model: {str(e).splitlines()[0]}') from None
-            raise _hub_error(name, e) from None
-    if quant == 'int8': warnings.filterwarnings('ignore', message='MatMul8bitLt: inputs will be cast')
-    model.config._name_or_path = name  # adapters record this (e.g. 'blip2-lora/tiny-opt'), not a local cache path
+    _quiet_loading()
+    try:
+        model = Blip2ForConditionalGeneration.from_pretrained(path, quantization_config=qcfg, dtype=dtype,
+                    device_map=device_map, use_safetensors=None if allow_pickle else True)
+    except OSError as e:
+        if local.exists(): raise Blip2LoraError(f'{name} could not be loaded as a BLIP-2 model: {str(e).splitlines()[0]}') from None
+        raise _hub_error(name, e) from None
+    model.config._name_or_path = model.name_or_path = name  # peft records this as the adapter's base (e.g. 'blip2-lora/tiny-opt'), not a local cache path
     return model.eval()
 
-# %% ../nbs/00_models.ipynb #52a1f1ab
+# %% ../nbs/00_models.ipynb #b6ee023a
 _VIT_G = dict(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16, image_size=224,
               patch_size=14, layer_norm_eps=1e-6, qkv_bias=True)
 _QFORMER = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
@@ -251,7 +262,7 @@ REAL_MODELS = {  # facts from the published config.json files on the Hub
     'Salesforce/blip2-flan-t5-xxl': dict(lm='t5', text=dict(_T5, d_model=4096, d_ff=10240, num_heads=64), vocab=32128, image_token=32100),
 }
 
-# %% ../nbs/00_models.ipynb #1b374232
+# %% ../nbs/00_models.ipynb #c7321af6
 def real_config(model_id:str='Salesforce/blip2-opt-2.7b', # one of `REAL_MODELS` (the 'Salesforce/' prefix is optional)
                 vocab_size:int|None=None, # override the LM vocabulary (50272: OPT's original, as in older printouts)
                )->Blip2Config:
@@ -270,21 +281,21 @@ def real_config(model_id:str='Salesforce/blip2-opt-2.7b', # one of `REAL_MODELS`
     cfg._name_or_path = key
     return cfg
 
-# %% ../nbs/00_models.ipynb #f035671a
+# %% ../nbs/00_models.ipynb #c6d03d9e
 def meta_model(model_id:str='Salesforce/blip2-opt-2.7b', # a `REAL_MODELS` id
                vocab_size:int|None=None, # see `real_config`
               )->Blip2ForConditionalGeneration:
     "A real BLIP-2 on the `meta` device: every shape, no memory, no download."
     with torch.device('meta'): return Blip2ForConditionalGeneration(real_config(model_id, vocab_size))
 
-# %% ../nbs/00_models.ipynb #ed04751c
+# %% ../nbs/00_models.ipynb #5f23aad0
 def n_params(model:torch.nn.Module, # any model, on any device (meta included)
              trainable:bool=False, # count only parameters with requires_grad
             )->int:
     "Number of parameters, counting tied weights once."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
 
-# %% ../nbs/00_models.ipynb #a442db81
+# %% ../nbs/00_models.ipynb #592834d7
 def caption_loss(model, # a BLIP-2 (any quantization)
                  processor, # its processor
                  image, # a PIL image
