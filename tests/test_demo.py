@@ -1,0 +1,29 @@
+"The demo learns from the image: a shortened `run_demo` on the shipped pretrained tiny BLIP-2 (CPU, ~30 s)."
+import json
+from pathlib import Path
+import pytest
+from blip2_lora.models import Blip2LoraError, resolve_model, DEFAULT_MODEL
+from blip2_lora.demo import run_demo, demo_data, shuffle_captions
+
+def test_default_model_is_the_shipped_pretrained_one():
+    path = Path(resolve_model(DEFAULT_MODEL))
+    assert path.parent.name == 'assets' and (path/'pretrain.json').exists(), path
+    assert sum(f.stat().st_size for f in path.iterdir()) < 10 * 2**20  # shipped weights stay under 10 MB
+
+def test_short_demo_beats_shuffled_control(tmp_path):
+    r = run_demo(tmp_path/'demo', n_train=240, n_eval=48, steps=400, quiet=True)
+    assert r['n_captions'] == 24 and r['n_eval'] == 48
+    assert r['base'] < 0.1, r            # the base speaks another caption style: the demo is adaptation
+    assert r['lora'] >= 0.6, r           # held-out images (another seed)
+    assert r['control'] <= 0.2, r        # same run, captions shuffled across images: near chance (1/24)
+    for p in r['paths'].values(): assert Path(p).exists(), p
+    assert (tmp_path/'demo'/'adapter'/'adapter_model.safetensors').exists()
+    assert json.loads((tmp_path/'demo'/'metrics.json').read_text())['lora'] == r['lora']
+
+def test_control_data_keeps_captions_but_breaks_pairs():
+    tr, _ = demo_data(48, 24)
+    sh = shuffle_captions(tr, seed=1)
+    assert sorted(sh['text']) == sorted(tr['text']) and sh['text'] != tr['text']
+
+def test_held_out_must_use_another_seed():
+    with pytest.raises(Blip2LoraError, match='another seed'): demo_data(seed=2, eval_seed=2)
