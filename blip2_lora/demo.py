@@ -39,7 +39,7 @@ def shuffle_captions(data, # a caption `datasets.Dataset` (image, text)
     random.Random(seed).shuffle(texts)
     return data.remove_columns('text').add_column('text', texts)
 
-# %% ../nbs/09_demo.ipynb #f6a2a36f
+# %% ../nbs/09_demo.ipynb #68552a1d
 def lora_run(model:str, # base model name or folder (`load_model`)
              data, # training rows
              output:str|Path, # run folder (adapter, loss.png, metrics.json)
@@ -56,7 +56,8 @@ def lora_run(model:str, # base model name or folder (`load_model`)
     peft_model = add_lora(load_model(model), targets, r, alpha, dropout)
     cfg = TrainConfig(output_dir=str(output), max_steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                       warmup_steps=max(1, steps // 20), save_steps=steps, save_total_limit=1, cache=True, overwrite=True)
-    res = train(peft_model, proc, data, config=cfg, meta=dict(model=str(model), targets=targets, lora_r=r, lora_alpha=alpha))
+    with torch.enable_grad(): # even if a caller switched autograd off globally (torch.set_grad_enabled(False))
+        res = train(peft_model, proc, data, config=cfg, meta=dict(model=str(model), targets=targets, lora_r=r, lora_alpha=alpha))
     return peft_model.eval(), proc, res
 
 def exact_match(model, processor, data, # a model, its processor, caption rows (image, text)
@@ -102,7 +103,7 @@ def loss_curves(runs:dict, # label -> `TrainResult.log_history`
     fig.savefig(path, dpi=90); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/09_demo.ipynb #e7d658c0
+# %% ../nbs/09_demo.ipynb #41fb2ca2
 def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metrics.json/md and the adapter/ and control/ runs
              model:str=DEFAULT_MODEL, # base model (the shipped pretrained tiny BLIP-2)
              n_train:int=480, n_eval:int=240, # training rows, balanced held-out rows
@@ -134,7 +135,9 @@ def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metric
         c_preds, c_m = exact_match(c_lora, proc, eval_ds)
         rows['control (shuffled captions)'] = dict(c_m); hists['control (shuffled captions)'] = c_res.log_history
         say(f'control: exact match {c_m["exact_match"]:.3f} (limit {1.5 * chance:.3f})')
-    show = list(range(0, len(eval_ds), max(1, len(eval_ds) // n_show)))[:n_show]
+    first = {}
+    for i, t in enumerate(eval_ds['text']): first.setdefault(t, i)   # one image per caption, in held-out order
+    show = sorted(first.values())[:n_show]
     grid = caption_grid([eval_ds[i]['image'] for i in show],
                         dict(truth=[eval_ds[i]['text'] for i in show], base=[base_preds[i] for i in show],
                              LoRA=[preds[i] for i in show]), out/'grid.png')
