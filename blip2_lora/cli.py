@@ -28,14 +28,16 @@ def _quiet():
         warnings.filterwarnings('ignore', category=cat, message=msg)
 
 # %% ../nbs/08_cli.ipynb #120ccddc
-def cmd_tiny(args):
+def cmd_tiny(args:argparse.Namespace, # parsed `blip2-lora tiny` options (see `build_parser`)
+             ):
     "Build a tiny random BLIP-2 (OPT or T5 language model) offline and save it with `save_pretrained`."
     from blip2_lora.models import tiny_blip2
     out = tiny_blip2(args.output, lm=args.lm, seed=args.seed)
     print(f'tiny BLIP-2 ({args.lm}) written to {out}')
 
 # %% ../nbs/08_cli.ipynb #a14e5203
-def cmd_train(args):
+def cmd_train(args:argparse.Namespace, # parsed `blip2-lora train` options (see `build_parser`)
+              ):
     "Fine-tune BLIP-2 with LoRA (optionally on an int8 / 4-bit base) and write the adapter to a run folder."
     from blip2_lora.train import finetune
     res = finetune(model=args.model or _TINY, data=args.data, output=args.output, task=args.task, quant=args.quant,
@@ -64,7 +66,8 @@ def _emit(args, rows:list[dict], key:str):
     for r in rows: print(json.dumps(r, ensure_ascii=False) if args.json else f"{r['image']}\t{r[key]}", flush=True)
 
 # %% ../nbs/08_cli.ipynb #01d82e5b
-def cmd_caption(args):
+def cmd_caption(args:argparse.Namespace, # parsed `blip2-lora caption` options (see `build_parser`)
+                ):
     "Caption images with a base model and optional LoRA adapter (batched, greedy unless --sample / --num-beams)."
     from blip2_lora.infer import caption, open_images
     ims = open_images(args.images)       # fail on a bad path before loading the model
@@ -73,7 +76,8 @@ def cmd_caption(args):
     _emit(args, [dict(image=str(p), caption=c) for p, c in zip(args.images, caps)], 'caption')
 
 # %% ../nbs/08_cli.ipynb #3e169353
-def cmd_vqa(args):
+def cmd_vqa(args:argparse.Namespace, # parsed `blip2-lora vqa` options (see `build_parser`)
+            ):
     "Answer a question about each image (prompt 'Question: Q Answer:', as BLIP-2 was evaluated on VQAv2)."
     from blip2_lora.infer import answer, open_images
     ims = open_images(args.images)
@@ -82,7 +86,8 @@ def cmd_vqa(args):
     _emit(args, [dict(image=str(p), question=args.question, answer=a) for p, a in zip(args.images, ans)], 'answer')
 
 # %% ../nbs/08_cli.ipynb #2ebfaca3
-def cmd_eval(args):
+def cmd_eval(args:argparse.Namespace, # parsed `blip2-lora eval` options (see `build_parser`)
+             ):
     "Score an adapter (and with --baseline its base model) on captioning or VQA data."
     from blip2_lora.data import load_data
     from blip2_lora.infer import load_for_inference, adapter_config, evaluate
@@ -107,14 +112,16 @@ def _adapter_base(d):
     return adapter_base(d) or _TINY
 
 # %% ../nbs/08_cli.ipynb #aaab4799
-def cmd_merge(args):
+def cmd_merge(args:argparse.Namespace, # parsed `blip2-lora merge` options (see `build_parser`)
+              ):
     "Merge a LoRA adapter into its full-precision base and save a standalone model (safetensors + processor)."
     from blip2_lora.infer import merge_adapter
     out = merge_adapter(args.adapter, args.output, model=args.model)
     print(f'merged model written to {out}')
 
 # %% ../nbs/08_cli.ipynb #bc8889b2
-def cmd_plan(args):
+def cmd_plan(args:argparse.Namespace, # parsed `blip2-lora plan` options (see `build_parser`)
+             ):
     "Estimate GPU memory for LoRA fine-tuning (weights, LoRA + optimizer state, activations) before downloading anything."
     from blip2_lora.quant import plan
     p = plan(model_id=args.model, quant=args.quant, lora_preset=args.targets, r=args.lora_r, batch_size=args.batch_size,
@@ -122,7 +129,8 @@ def cmd_plan(args):
     print(str(p))
 
 # %% ../nbs/08_cli.ipynb #aadbd51c
-def cmd_demo(args):
+def cmd_demo(args:argparse.Namespace, # parsed `blip2-lora demo` options (see `build_parser`)
+             ):
     "Fine-tune LoRA on synthetic captions on the CPU and show it learned: base vs LoRA vs a shuffled-caption control."
     from blip2_lora.demo import run_demo
     res = run_demo(output=args.output, model=args.model or _TINY, n_train=args.n_train, n_eval=args.n_eval, steps=args.steps,

@@ -30,19 +30,24 @@ class LoRALinear(nn.Module):
         nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))              # nn.Linear's default, as in loralib and peft
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def delta(self): return self.scaling * self.B @ self.A             # (d_out, d_in), rank <= r
+    def delta(self):
+        "The weight update (alpha/r)·BA."
+        return self.scaling * self.B @ self.A                         # (d_out, d_in), rank <= r
 
     def forward(self, x):                                             # x: (..., d_in)
+        "Frozen layer plus the scaled low-rank update (the update skipped once merged)."
         h = self.base(x)                                              # (..., d_out)
         if self.merged: return h                                      # BA already lives in base.weight
         return h + self.scaling * (self.drop(x) @ self.A.T) @ self.B.T
 
     @torch.no_grad()
     def merge(self):
+        "Fold the update into the base weight (no extra cost at inference)."
         if not self.merged: self.base.weight += self.delta(); self.merged = True
 
     @torch.no_grad()
     def unmerge(self):
+        "Subtract the update from the base weight again (to keep training)."
         if self.merged: self.base.weight -= self.delta(); self.merged = False
 
 # %% ../nbs/02_lora.ipynb #389d19e0

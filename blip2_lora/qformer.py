@@ -106,7 +106,11 @@ class QFormerLayer(nn.Module):
         self.cross_attn = attn(d_image) if d_image else None
         self.ffn_query, self.ffn_text = ffn(), (ffn() if text else None)
 
-    def attend(self, p, x, ctx, mask=None):                        # x: (B, L, d), ctx: (B, S, d_kv)
+    def attend(self, p:nn.ModuleDict, # q, k, v, o projections and the LayerNorm (`self_attn` or `cross_attn`)
+               x:Tensor, # (B, L, d) the attending tokens
+               ctx:Tensor, # (B, S, d_kv) what they attend to
+               mask:Tensor|None=None, # bool, True where a token may attend; None: everything
+              )->Tensor: # (B, L, d)
         "Multi-head attention of `x` to `ctx` with the weights in `p`, then residual and LayerNorm."
         split = lambda t: t.view(*t.shape[:2], self.heads, -1).transpose(1, 2)   # (B, heads, ·, d_head)
         q, k, v = split(p.q(x)), split(p.k(ctx)), split(p.v(ctx))
@@ -115,7 +119,9 @@ class QFormerLayer(nn.Module):
         out = (a.softmax(-1) @ v).transpose(1, 2).flatten(2)        # (B, L, d)
         return p.ln(x + p.o(out))                                  # residual, then LayerNorm
 
-    def feed(self, p, x):
+    def feed(self, p:nn.ModuleDict, # up, down and the LayerNorm (`ffn_query` or `ffn_text`)
+             x:Tensor, # (B, L, d)
+            )->Tensor: # (B, L, d)
         "Feed-forward network with the weights in `p`, then residual and LayerNorm."
         return p.ln(x + p.down(nn.functional.gelu(p.up(x))))
 

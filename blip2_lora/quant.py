@@ -24,7 +24,9 @@ def absmax_quant(x:Tensor, # values to quantize
     s = x.abs().amax() if dim is None else x.abs().amax(dim, keepdim=True)  # (..., 1)
     return torch.round(x.float() * (127 / s.float())).to(torch.int8), s.float()
 
-def absmax_dequant(q:Tensor, s:Tensor)->Tensor:
+def absmax_dequant(q:Tensor, # int8 codes from `absmax_quant`
+                   s:Tensor, # their absolute maxima (broadcast against `q`)
+                  )->Tensor:
     "Undo `absmax_quant`: `q * s / 127` in float32."
     return q.float() * s / 127
 
@@ -65,7 +67,11 @@ def blockwise_quant(x:Tensor, # values to quantize (any shape; flattened)
     idx = torch.bucketize(scaled.clamp(-1, 1), (code[1:] + code[:-1]) / 2)  # nearest level
     return idx.to(torch.uint8), absmax
 
-def blockwise_dequant(idx:Tensor, absmax:Tensor, code:Tensor, blocksize:int=64)->Tensor:
+def blockwise_dequant(idx:Tensor, # level indices from `blockwise_quant` (flat)
+                      absmax:Tensor, # one absmax per block
+                      code:Tensor, # the levels used to quantize
+                      blocksize:int=64, # values per block, as in `blockwise_quant`
+                     )->Tensor:
     "Undo `blockwise_quant` (flat float32)."
     vals = code[idx.long()]; n = vals.numel()
     vals = torch.cat([vals, vals.new_zeros(-n % blocksize)]).view(-1, blocksize) * absmax[:, None]
@@ -227,10 +233,25 @@ _GiB = 2**30
 @dataclass
 class Plan:
     "Estimated GPU memory (bytes) of one LoRA training step; `str(plan)` is a readable table."
-    model_id:str; quant:str; lora_preset:str; r:int; batch_size:int; seq_len:int; gradient_checkpointing:bool
-    dtype:str; n_params:int; n_lora:int
-    weights:int; constants:int; upcast:int; lora:int; gradients:int; optimizer:int; activations:int; transient:int
-    cuda_context:int = CUDA_CONTEXT
+    model_id:str # the model planned for
+    quant:str # 'none', 'int8' or 'nf4'
+    lora_preset:str # a key of `blip2_lora.lora.PRESETS`
+    r:int # LoRA rank
+    batch_size:int # images per optimizer step (per device)
+    seq_len:int # text tokens per example
+    gradient_checkpointing:bool # layer activations recomputed in backward
+    dtype:str # load/compute dtype of what is not quantized ('float16', 'bfloat16' or 'float32')
+    n_params:int # parameters of the base model
+    n_lora:int # trainable LoRA parameters
+    weights:int # the loaded weights (= `get_memory_footprint`, see `weight_bytes`)
+    constants:int # quantization constants (scales)
+    upcast:int # extra bytes of the fp32 copies `prepare_model_for_kbit_training` makes
+    lora:int # LoRA parameters (fp32)
+    gradients:int # their gradients (fp32)
+    optimizer:int # AdamW's two fp32 moments
+    activations:int # tensors autograd keeps for backward (`activation_bytes`: 'saved')
+    transient:int # logit gradients at the backward peak (`activation_bytes`: 'transient')
+    cuda_context:int = CUDA_CONTEXT # CUDA context, cuBLAS workspaces and allocator slack
     gpu_memory:int|None = None # bytes available on the GPU (None: not checked)
     @property
     def parts(self)->dict:
