@@ -61,7 +61,8 @@ def test_add_lora_keeps_eval_mode_and_merge_parity():
     with torch.no_grad(): a, b = pm(**kw).logits, pm(**kw).logits
     torch.testing.assert_close(a, b, rtol=0, atol=0)  # dropout off in eval
     merged = pm.merge_and_unload()
-    with torch.no_grad(): torch.testing.assert_close(merged(**kw).logits, a, rtol=0, atol=1e-5)
+    # fp32 rounding of W0 + BA through the layers of the shipped (pretrained) tiny model: ~1e-5, against an adapter effect of ~10
+    with torch.no_grad(): torch.testing.assert_close(merged(**kw).logits, a, rtol=0, atol=1e-4)
 
 @pytest.mark.parametrize('quant', ['int8', 'nf4'])
 def test_quantized_models_get_same_adapters(quant):
