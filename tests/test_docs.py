@@ -30,7 +30,7 @@ def test_pandoc_ids():
 def test_show_doc_markdown_renders_without_quarto_leaks():
     site = D.site_url()
     src = (f'---\n\n[source](https://github.com/a/b.py#L3){{target="_blank" style="float:right; font-size:smaller"}}\n\n'
-           f'### LoRALinear.forward\n\n```python\ndef forward(\n    x, # (B, n, d) input\n):\n```\n\n'
+           f'### LoRALinear.forward\n\n```python\ndef forward(\n    x, # (B, n, d) input, see [`LoRALinear`]({site}lora.html#loralinear)\n):\n```\n\n'
            f'*See [`lora_config`]({site}lora.html#lora_config) and $h = W_0x + \\frac{{\\alpha}}{{r}}BAx$.*\n\n'
            '$$\\Delta W = BA$$\n\n::: {.callout-note}\nA note with `::: code` inside.\n:::\n\n'
            '```python\n#| echo: false\nprice = "$5 and $6"\n```')
@@ -41,7 +41,8 @@ def test_show_doc_markdown_renders_without_quarto_leaks():
     assert 'href="../lora.md#lora_config"' in html               # site link -> relative (mkdocs makes it .html)
     assert html.count('<math') == 2 and 'display="block"' in html
     assert '<div class="admonition note">' in html and '<code>::: code</code>' in html
-    assert '"$5 and $6"' in html and '#| echo: false\nprice' in md   # code blocks are left alone
+    assert '"$5 and $6"' in html and '#| echo: false\nprice' in md   # code blocks are left alone ...
+    assert '# (B, n, d) input, see `LoRALinear`\n' in md             # ... but for nbdev's links in signatures (raw text there)
     text = re.sub(r'<div class="highlight">.*?</div>', '', html.replace('<code>::: code</code>', ''), flags=re.S)
     assert 'A note with' in text and 'source</a>' in text
     for bad in ('{target=', ':::', '{.callout', '$$'): assert bad not in text, bad

@@ -93,6 +93,9 @@ _FENCE = re.compile(r'^([ \t]*)(`{3,}|~{3,})[^\n]*\n.*?^\1\2[ \t]*$', re.M | re.
 _CODE = re.compile(r'(`+)(?!`).+?(?<!`)\1(?!`)', re.S)
 _MATH_BLOCK = re.compile(r'\$\$(.+?)\$\$', re.S)
 _MATH_INLINE = re.compile(r'(?<![\\$\w])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?![\w$])')
+# nbdev's `add_links` runs `link_line` on every line of a show_doc output, so docments comments inside the signature
+# block come out as [`sym`](https://...): in a code block that is raw text (on Quarto too); give back the source's `sym`
+_CODE_LINK = re.compile(r'\[(`[^`\n]+`)\]\(https?://[^)\s]*\)')
 _HEADING = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t]*$', re.M)
 _CALLOUT = {'note': 'note', 'tip': 'tip', 'warning': 'warning', 'caution': 'warning', 'important': 'danger'}
 
@@ -140,7 +143,7 @@ def md_text(text:str, page:str, site:str, rel_links:bool=True, ids:set=None, gfm
     text = _callouts(text, gfm)
     stash = []
     def keep(s): stash.append(s); return f'\x00{len(stash)-1}\x00'
-    text = _FENCE.sub(lambda m: keep(m.group(0)), text)
+    text = _FENCE.sub(lambda m: keep(_CODE_LINK.sub(r'\1', m.group(0))), text)
     text = _CODE.sub(lambda m: keep(m.group(0)), text)
     if not gfm:   # GitHub renders $...$ itself
         text = _MATH_BLOCK.sub(lambda m: keep('\n\n' + _math(m.group(1), True) + '\n\n'), text)

@@ -20,7 +20,8 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-ne
          '--no-first-run', '--disable-sync', '--disable-dev-shm-usage', '--hide-scrollbars', '--window-size=1280,900']
 INSTALL_HINT = 'install it with `sudo apt-get install chromium` (Debian/Ubuntu) or set CHROMIUM=/path/to/chrome'
 LEAKS = {'raw #| directive': r'(?m)^\s*#\|\s*[\w-]', 'Quarto {target=...}': r'\{target=', 'Quarto ::: div': r':::',
-         'Quarto {.class} attribute': r'\{\.[A-Za-z]', 'unrendered $$ math': r'\$\$'}
+         'Quarto {.class} attribute': r'\{\.[A-Za-z]', 'unrendered $$ math': r'\$\$',
+         'markdown link as code text': r'\[`[^`\n]+`\]\(https?://'}
 
 def find_chromium():
     for c in (os.environ.get('CHROMIUM'), 'chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'):
