@@ -63,14 +63,14 @@ def main(argv=None):
     KiB = 1024
     print(f'proportioned tiny BLIP-2 ({md}), fp32 compute, CPU, {args.threads} thread(s); LoRA seed r=16, batch 2, '
           f'{args.steps} steps per variant (median CPU time)\n')
-    print(f"{'quant':6} {'weights KiB':>12} {'HF footprint':>13} {'plan KiB':>9} {'plan/meas':>10} {'vs none':>8} {'step ms':>8} {'vs none':>8} {'loss (last)':>12}")
+    print(f"{'quant':6} {'weights KiB':>12} {'HF footprint':>13} {'plan KiB':>9} {'plan/meas':>10} {'vs none':>8} {'step ms':>8} {'vs none':>8} {'loss first→last':>16}")
     w0, t0 = made['none'][0]['true'], median(times['none'])
     res = {}
     for q in QUANTS:
         w, p, t = made[q][0], plans[q].weights + plans[q].constants, median(times[q])
         res[q] = dict(weights=w['true'], hf=w['hf'], plan=p, step_s=t)
         print(f"{q:6} {w['true'] / KiB:12.0f} {w['hf'] / KiB:13.0f} {p / KiB:9.0f} {p / w['true']:10.3f} {w['true'] / w0:8.2f} "
-              f"{1000 * t:8.1f} {t / t0:8.2f} {losses[q][-1]:12.4f}")
+              f"{1000 * t:8.1f} {t / t0:8.2f} {f'{losses[q][0]:.3f}→{losses[q][-1]:.3f}':>16}")
     print('\nweights = parameters + buffers + bitsandbytes scales (SCB, NF4 absmax); HF footprint = get_memory_footprint(); '
           "plan = plan(...).weights + .constants. int8/nf4 steps use gradient checkpointing (as finetune does).")
     worst = max(abs(r['plan'] / r['weights'] - 1) for r in res.values())

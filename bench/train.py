@@ -128,7 +128,8 @@ CONFIGS = ['reference', 'reference+preprocess', 'ours-nocache', 'ours']
 def spawn(cfg, args):
     "Run one configuration in its own process; its peak RSS comes from os.wait4."
     res = tempfile.mktemp(suffix='.json')
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TRANSFORMERS_VERBOSITY='error', TQDM_DISABLE='1')
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TRANSFORMERS_VERBOSITY='error')
+    env.pop('TQDM_DISABLE', None)  # our train() draws its progress bar, as users see it (into a file here)
     cmd = [sys.executable, __file__, '--child', cfg, '--result', res, '--model-dir', args.model_dir, '--epochs', str(args.epochs),
            '--n-images', str(args.n_images), '--lr', str(args.lr), '--threads', str(args.threads)]
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on a full pipe
