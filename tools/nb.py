@@ -54,6 +54,7 @@ def run(*nbs):
                 first = [l for l in c.source.splitlines() if l.startswith('#|')]
                 if any(any(f in l.split() for f in ('cuda', 'hub', 'slow')) for l in first):
                     c.outputs = []; continue
+                c.outputs = []  # execnb only replaces outputs when there are new ones
                 sh.cell(c)
                 if sh.exc: raise RuntimeError(f'{p.name}: cell failed:\n{c.source}\n{sh.exc}')
         finally: os.chdir(cwd)
