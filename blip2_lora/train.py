@@ -16,8 +16,8 @@ from .models import Blip2LoraError, DEFAULT_MODEL, QUANTS, load_model, load_proc
 # %% auto #0
 __all__ = ['TOWERS', 'COMPLETE', 'RUN_FILE', 'OUR_FILES', 'OUR_DIRS', 'TrainConfig', 'base_blip2', 'trainable_tower_params',
            'frozen_towers', 'image_features', 'build_feature_cache', 'NonFiniteLoss', 'Blip2Trainer', 'last_checkpoint',
-           'drop_torn', 'versions', 'check_output', 'prepare_output', 'plot_losses', 'TrainResult', 'training_args',
-           'train', 'finetune']
+           'drop_torn', 'versions', 'check_output', 'clear_output', 'prepare_output', 'plot_losses', 'TrainResult',
+           'training_args', 'train', 'finetune']
 
 # %% ../nbs/05_train.ipynb #d0617084
 @dataclass
@@ -191,7 +191,7 @@ def drop_torn(ckpt_dir:Path)->list[Path]:
             d.rename(dest); moved.append(dest)
     return moved
 
-# %% ../nbs/05_train.ipynb #b21b4d00
+# %% ../nbs/05_train.ipynb #0019cc67
 def _generate(model, processor, examples, collate, max_new_tokens:int, batch_size:int=16)->list[str]:
     "Greedy captions (or answers to the collator's VQA prompt) for `examples`, batch by batch."
     from blip2_lora.data import load_image
@@ -213,7 +213,10 @@ def _generate(model, processor, examples, collate, max_new_tokens:int, batch_siz
 
 def _evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix='eval'):
     "Eval loss (Trainer), then caption metrics on generated text; keep the best adapter in `best/`."
-    metrics = Trainer.evaluate(self, eval_dataset, ignore_keys, metric_key_prefix)
+    metrics = Trainer.evaluate(self, eval_dataset, ignore_keys, metric_key_prefix)  # eval loss gathered on every process
+    loss = metrics.get(f'{metric_key_prefix}_loss')
+    best = loss is not None and (self.state.best_metric is None or loss < self.state.best_metric)
+    if best: self.state.best_metric, self.state.best_global_step = loss, self.state.global_step  # same on every process
     if self.eval_examples is not None and self.is_world_process_zero():
         from blip2_lora.metrics import caption_metrics
         self.model.eval()
@@ -222,10 +225,7 @@ def _evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix='eval
         cm = {f'{metric_key_prefix}_{k}': v for k, v in caption_metrics(preds, refs).items() if k != 'n'}
         cm[f'{metric_key_prefix}_sample'] = preds[0]
         self.log(cm); metrics.update(cm)
-        loss = metrics.get(f'{metric_key_prefix}_loss')
-        if loss is not None and (self.state.best_metric is None or loss < self.state.best_metric):
-            self.state.best_metric, self.state.best_global_step = loss, self.state.global_step
-            self.model.save_pretrained(self.run_dir/'best')
+        if best: self.model.save_pretrained(self.run_dir/'best')
     return metrics
 Blip2Trainer.evaluate = _evaluate
 
@@ -245,7 +245,7 @@ def versions(seed:int|None=None)->dict:
     if seed is not None: v['seed'] = seed
     return v
 
-# %% ../nbs/05_train.ipynb #94b5e5b8
+# %% ../nbs/05_train.ipynb #c3976ace
 def check_output(out:Path, # the run folder
                  resume:bool=False, # continuing a run in `out`
                  overwrite:bool=False, # reuse a folder that holds other files or another run
@@ -267,20 +267,26 @@ def check_output(out:Path, # the run folder
         diff = [k for k in config if k not in skip and k in old and old[k] != config[k]]
         if diff: raise Blip2LoraError(f'cannot resume {out} with different settings: {diff[0]} was {old[diff[0]]!r}, now {config[diff[0]]!r}; pass the same options as the first run')
 
+def clear_output(out:Path, # the run folder (already checked by `check_output`)
+                 resume:bool=False, # set torn checkpoints aside
+                 overwrite:bool=False, # remove our files and checkpoints; other files stay
+                ):
+    "The changes a run makes to `out` before training (main process only)."
+    out = Path(out)
+    if overwrite and out.exists():
+        for f in OUR_FILES: (out/f).unlink(missing_ok=True)
+        for d in OUR_DIRS: shutil.rmtree(out/d, ignore_errors=True)
+    if resume: drop_torn(out/'checkpoints')
+
 def prepare_output(out:Path, # the run folder
                    resume:bool=False, # continuing a run in `out`
                    overwrite:bool=False, # clear our files (and checkpoints) from `out`; other files stay
                    config:dict|None=None, # see `check_output`
                   )->Path|None:
-    "Check `out` and clear it for `overwrite`; return the checkpoint to resume from (None: start fresh)."
-    out = Path(out)
+    "Check and clear `out` in one process; return the checkpoint to resume from (None: start fresh)."
     check_output(out, resume, overwrite, config)
-    if overwrite and out.exists():
-        for f in OUR_FILES: (out/f).unlink(missing_ok=True)
-        for d in OUR_DIRS: shutil.rmtree(out/d, ignore_errors=True)
-    if not resume: return None
-    drop_torn(out/'checkpoints')
-    return last_checkpoint(out/'checkpoints')
+    clear_output(out, resume, overwrite)
+    return last_checkpoint(Path(out)/'checkpoints') if resume else None
 
 # %% ../nbs/05_train.ipynb #3aafa4b8
 def plot_losses(log_history:list[dict], # `trainer.state.log_history`
@@ -330,7 +336,7 @@ def training_args(config:TrainConfig, # the run's configuration
     try: return TrainingArguments(**{**kw, **config.trainer_args})
     except TypeError as e: raise Blip2LoraError(f'bad trainer_args: {e}; see transformers.TrainingArguments') from None
 
-# %% ../nbs/05_train.ipynb #7b4b44bd
+# %% ../nbs/05_train.ipynb #3d9245fe
 def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.add_lora`)
           processor, # its `Blip2Processor`
           train_data, # examples (a datasets.Dataset or list of dicts: image + text, or image + question + answer)
@@ -345,24 +351,29 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     _check_config(config)
     if not any(p.requires_grad for p in model.parameters()): raise Blip2LoraError('the model has no trainable parameters: wrap it with blip2_lora.lora.add_lora (or peft.get_peft_model) first')
     if len(train_data) == 0: raise Blip2LoraError('the training data is empty: give at least one example')
+    if config.cache and trainable_tower_params(model): build_feature_cache(model, [], None)  # raises: towers must be frozen
     out = Path(config.output_dir)
-    resume_from = prepare_output(out, config.resume, config.overwrite, json.loads(json.dumps(_run_facts(config, meta), default=str)))
+    args = training_args(config, eval_data is not None)  # under torchrun this joins the process group
+    main, barrier = args.process_index == 0, (lambda: torch.distributed.barrier() if torch.distributed.is_initialized() else None)
+    check_output(out, config.resume, config.overwrite, json.loads(json.dumps(_run_facts(config, meta), default=str)))
+    barrier()                                             # every process has checked `out` before the first writes
+    if main:
+        clear_output(out, config.resume, config.overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        (out/RUN_FILE).write_text(json.dumps(_run_facts(config, meta), indent=1, default=str))
+        (out/'versions.json').write_text(json.dumps(versions(config.seed), indent=1))
+    barrier()
+    resume_from = last_checkpoint(out/'checkpoints') if config.resume else None
     collate = collator or _default_collator(processor, config)
     cache = None
     if config.cache:
         cache = dict(train=build_feature_cache(model, train_data, collate, config.batch_size))
         if eval_data is not None: cache['eval'] = build_feature_cache(model, eval_data, collate, config.batch_size)
-    args = training_args(config, eval_data is not None)
     keep = _without_images if cache is not None else (lambda d: d)
     trainer = Blip2Trainer(model=model, args=args, train_dataset=_Indexed(keep(train_data), 'train'),
                            eval_dataset=None if eval_data is None else _Indexed(keep(eval_data), 'eval'),
                            data_collator=_Batcher(collate, cache), callbacks=callbacks, run_dir=out, processor=processor,
                            task=config.task, max_new_tokens=config.max_new_tokens, eval_examples=eval_data)
-    main = trainer.is_world_process_zero()
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out/RUN_FILE).write_text(json.dumps(_run_facts(config, meta), indent=1, default=str))
-        (out/'versions.json').write_text(json.dumps(versions(config.seed), indent=1))
     res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     metrics = dict(res.metrics)
     if eval_data is not None and trainer.state.best_global_step is not None and (out/'best').exists():

@@ -78,6 +78,7 @@ def test_cache_refuses_trainable_towers(tmp_path):
     set_seed(0); m = add_lora(load_model(), 'qformer', 4, 8, 0.0)
     with pytest.raises(Blip2LoraError, match='feature cache needs frozen'):
         train(m, load_processor(), synthetic(3, 0), None, TrainConfig(output_dir=str(tmp_path/'o'), max_steps=1))
+    assert not (tmp_path/'o').exists()
     with pytest.raises(Blip2LoraError, match='--no-cache'):
         finetune(data='synthetic:3', output=tmp_path/'o2', targets='qformer', max_steps=1)
     assert not (tmp_path/'o2').exists()
@@ -90,8 +91,9 @@ def test_training_reduces_heldout_loss(tmp_path, quant):
     r = finetune(data='synthetic:24', eval_data=held, output=out, quant=quant, max_steps=16, batch_size=4, lr=3e-3, save_steps=8, seed=1)
     after = heldout_loss(PeftModel.from_pretrained(load_model(quant=quant), out), held)
     assert after < before - 0.02, (before, after)
-    test_close = abs(after - r.metrics['best_eval_loss']) < 1e-3                   # the saved adapter is the best one
-    assert test_close, (after, r.metrics)
+    evals = [h['eval_loss'] for h in r.log_history if 'eval_loss' in h]
+    assert len(evals) == 3 and r.metrics['best_eval_loss'] == min(evals)          # eval once per epoch (16 steps, 6 per epoch)
+    assert max_diff(adapter(out), adapter(out/'best')) == 0                        # the saved adapter is the best one
     cfg = json.loads((out/'adapter_config.json').read_text())
     assert cfg['base_model_name_or_path'] == 'blip2-lora/tiny-opt'
     tc = json.loads((out/RUN_FILE).read_text()); assert tc['quant'] == quant and tc['gradient_checkpointing'] == (quant != 'none')
@@ -104,7 +106,10 @@ def test_training_reduces_heldout_loss(tmp_path, quant):
 
 def test_two_processes_match_one(tmp_path):
     "torchrun, 2 processes x batch 2 (gloo) == 1 process x batch 4: same adapter within 1e-6."
-    base = dict(data='synthetic:16', max_steps=6, lora_dropout=0.0, lr=3e-3, save_steps=3)
+    # Summation order differs (two half batches + all-reduce vs one batch), so gradients differ by float rounding;
+    # Adam divides by sqrt(v), which turns rounding in lora_A's near-zero early gradients into update noise ~ lr.
+    # Measured max |diff|: 2.2e-7 at lr 1e-3 (below), 5.7e-6 at lr 3e-3.
+    base = dict(data='synthetic:16', max_steps=6, lora_dropout=0.0, lr=1e-3, save_steps=3)
     r2 = worker(dict(base, output=str(tmp_path/'two'), batch_size=2), nproc=2)
     assert r2.returncode == 0, r2.stderr[-3000:]
     r1 = worker(dict(base, output=str(tmp_path/'one'), batch_size=4))
