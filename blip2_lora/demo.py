@@ -23,7 +23,9 @@ def demo_data(n_train:int=240, # training rows (a multiple of the number of capt
               seed:int=0, # training images
               eval_seed:int=1, # held-out images: another seed, so new images
               image_size:int=64, # drawn size (the processor resizes to the model's)
-              colours=None, shapes=None, positions=None, # the grammar (default: 4 x 3 x 2 = 24 captions)
+              colours:list|None=None, # colour names (default: red, green, blue, yellow)
+              shapes:list|None=None, # shape names (default: circle, square, triangle)
+              positions:list|None=None, # position names (default: left, right): 4 x 3 x 2 = 24 captions
              ):
     "Training and held-out synthetic caption sets drawn with different seeds."
     if seed == eval_seed: raise Blip2LoraError(f'seed and eval_seed are both {seed}: held-out images must come from another seed')
@@ -47,7 +49,9 @@ def lora_run(model:str, # base model name or folder (`load_model`)
              batch_size:int=16, # rows per step
              lr:float=3e-3, # peak learning rate
              targets:str='llm-all', # LoRA preset (`blip2_lora.lora.PRESETS`)
-             r:int=8, alpha:float=16, dropout:float=0.0, # LoRA rank, alpha, dropout
+             r:int=8, # LoRA rank
+             alpha:float=16, # LoRA alpha (update scaled by alpha/r)
+             dropout:float=0.0, # LoRA dropout
              seed:int=0, # LoRA init and data order
             ):
     "Fine-tune fresh LoRA adapters on a frozen base (towers cached); returns (peft model, processor, TrainResult)."
@@ -60,7 +64,9 @@ def lora_run(model:str, # base model name or folder (`load_model`)
         res = train(peft_model, proc, data, config=cfg, meta=dict(model=str(model), targets=targets, lora_r=r, lora_alpha=alpha))
     return peft_model.eval(), proc, res
 
-def exact_match(model, processor, data, # a model, its processor, caption rows (image, text)
+def exact_match(model, # a BLIP-2 (base or peft-wrapped)
+                processor, # its processor
+                data, # caption rows (image, text)
                 batch_size:int=64, # images per `generate`
                )->tuple[list[str], dict]:
     "Greedy captions of `data` and their `caption_metrics` (exact match, BLEU, CIDEr)."
@@ -106,11 +112,19 @@ def loss_curves(runs:dict, # label -> `TrainResult.log_history`
 # %% ../nbs/09_demo.ipynb #41fb2ca2
 def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metrics.json/md and the adapter/ and control/ runs
              model:str=DEFAULT_MODEL, # base model (the shipped pretrained tiny BLIP-2)
-             n_train:int=480, n_eval:int=240, # training rows, balanced held-out rows
-             steps:int=600, batch_size:int=16, lr:float=3e-3, # the LoRA run (and the control)
-             targets:str='llm-all', r:int=8, alpha:float=16, # LoRA preset, rank, alpha
-             seed:int=0, eval_seed:int=1, # training and held-out image seeds
-             colours=None, shapes=None, positions=None, # the grammar (default 4 x 3 x 2 = 24 captions)
+             n_train:int=480, # training rows
+             n_eval:int=240, # held-out rows (balanced over the captions)
+             steps:int=600, # optimizer steps of the LoRA run and of the control
+             batch_size:int=16, # rows per step
+             lr:float=3e-3, # peak learning rate
+             targets:str='llm-all', # LoRA preset (`blip2_lora.lora.PRESETS`)
+             r:int=8, # LoRA rank
+             alpha:float=16, # LoRA alpha
+             seed:int=0, # training images, LoRA init, data order, caption shuffle
+             eval_seed:int=1, # held-out images
+             colours:list|None=None, # colour names (see `blip2_lora.data.combos`)
+             shapes:list|None=None, # shape names
+             positions:list|None=None, # position names
              control:bool=True, # also train on shuffled captions (the proof that the image is used)
              n_show:int=8, # held-out images in grid.png
              quiet:bool=False, # no printing
