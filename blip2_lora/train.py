@@ -68,16 +68,19 @@ def _check_config(c:TrainConfig):
 # %% ../nbs/05_train.ipynb #d17fa3fd
 TOWERS = ('vision_model', 'query_tokens', 'qformer', 'language_projection')
 
-def base_blip2(model:nn.Module)->nn.Module:
+def base_blip2(model:nn.Module, # a BLIP-2, possibly inside peft and/or DDP wrappers
+              )->nn.Module:
     "The `Blip2ForConditionalGeneration` inside a peft / DDP wrapper (or `model` itself)."
     m = getattr(model, 'module', model)  # DDP
     return m.get_base_model() if hasattr(m, 'get_base_model') else m
 
-def trainable_tower_params(model:nn.Module)->list[str]:
+def trainable_tower_params(model:nn.Module, # a BLIP-2, peft-wrapped or not
+                          )->list[str]:
     "Names of trainable parameters inside the vision tower, query tokens, Q-Former or projection."
     return [n for n, p in model.named_parameters() if p.requires_grad and any(f'{t}.' in f'{n}.' for t in TOWERS)]
 
-def frozen_towers(model:nn.Module)->list[nn.Module]:
+def frozen_towers(model:nn.Module, # a BLIP-2, peft-wrapped or not
+                 )->list[nn.Module]:
     "The vision tower / Q-Former / projection modules that have no trainable parameter (kept in eval mode)."
     b = base_blip2(model)
     return [getattr(b, t) for t in TOWERS if t != 'query_tokens' and not any(p.requires_grad for p in getattr(b, t).parameters())]
@@ -142,12 +145,22 @@ class NonFiniteLoss(Blip2LoraError):
 
 class Blip2Trainer(Trainer):
     "A `Trainer` for BLIP-2 + LoRA: frozen towers in eval mode, feature cache, NaN guard, complete-marked checkpoints."
-    def __init__(self, *args, run_dir:Path|None=None, processor=None, task:str='caption', max_new_tokens:int=20, eval_examples=None, **kw):
+    def __init__(self, *args, # Trainer's positional arguments (model, args, ...)
+                 run_dir:Path|None=None, # the run folder (best/ adapter goes there)
+                 processor=None, # the Blip2Processor, for generation during evaluation
+                 task:str='caption', # 'caption' or 'vqa'
+                 max_new_tokens:int=20, # generation length for eval metrics
+                 eval_examples=None, # the raw eval rows (images + references) for caption metrics
+                 **kw): # Trainer's keyword arguments
         super().__init__(*args, **kw)
         self.run_dir, self.processor, self.task, self.max_new_tokens, self.eval_examples = run_dir, processor, task, max_new_tokens, eval_examples
         self.frozen = frozen_towers(self.model)
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def compute_loss(self, model, # the (peft) model
+                     inputs, # a batch from the collator (`image_features` when cached)
+                     return_outputs=False, # also return the model outputs
+                     num_items_in_batch=None): # label tokens in the whole accumulated batch (Trainer)
+        "Towers in eval mode, cached soft prompts fed as `mm_encoder_outputs`, then the Trainer's loss with a NaN guard."
         for m in self.frozen: m.eval()  # Trainer.training_step just called model.train()
         feats = inputs.pop('image_features', None)
         if feats is not None:
@@ -161,7 +174,9 @@ class Blip2Trainer(Trainer):
                                 f"last good checkpoint: {last or 'none yet'}; lower --lr or check the data")
         return res
 
-    def floating_point_ops(self, inputs): return 6 * inputs['input_ids'].numel() * sum(p.numel() for p in self.model.parameters())
+    def floating_point_ops(self, inputs): # a batch (no `pixel_values` when cached)
+        "Rough FLOPs for Trainer's logs, from `input_ids` alone (the cache removes `pixel_values`)."
+        return 6 * inputs['input_ids'].numel() * sum(p.numel() for p in self.model.parameters())
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
@@ -176,12 +191,14 @@ def _ckpts(ckpt_dir:Path)->list[Path]:
     ds = [d for d in Path(ckpt_dir).iterdir() if d.is_dir() and d.name.startswith('checkpoint-') and d.name[11:].isdigit()]
     return sorted(ds, key=lambda d: int(d.name[11:]))
 
-def last_checkpoint(ckpt_dir:Path)->Path|None:
+def last_checkpoint(ckpt_dir:Path, # the Trainer's output_dir (holds checkpoint-N folders)
+                   )->Path|None:
     "The newest complete checkpoint folder under `ckpt_dir` (None if there is none)."
     done = [d for d in _ckpts(ckpt_dir) if (d/COMPLETE).exists()]
     return done[-1] if done else None
 
-def drop_torn(ckpt_dir:Path)->list[Path]:
+def drop_torn(ckpt_dir:Path, # the Trainer's output_dir (holds checkpoint-N folders)
+             )->list[Path]:
     "Move checkpoint folders without the `COMPLETE` marker aside; return their new paths."
     moved = []
     for d in _ckpts(ckpt_dir):
@@ -211,7 +228,9 @@ def _generate(model, processor, examples, collate, max_new_tokens:int, batch_siz
         outs += [s.strip() for s in processor.batch_decode(gen, skip_special_tokens=True)]
     return outs
 
-def _evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix='eval'):
+def _evaluate(self, eval_dataset=None, # default: the trainer's eval set
+              ignore_keys=None, # output keys to ignore (Trainer)
+              metric_key_prefix='eval'): # prefix of the logged metric names
     "Eval loss (Trainer), then caption metrics on generated text; keep the best adapter in `best/`."
     metrics = Trainer.evaluate(self, eval_dataset, ignore_keys, metric_key_prefix)  # eval loss gathered on every process
     loss = metrics.get(f'{metric_key_prefix}_loss')
@@ -234,7 +253,8 @@ RUN_FILE = 'train_config.json' # its presence makes a folder a blip2-lora run fo
 OUR_FILES = ('adapter_config.json', 'adapter_model.safetensors', 'metrics.json', 'loss.png', 'versions.json', RUN_FILE, 'README.md')
 OUR_DIRS = ('checkpoints', 'best')
 
-def versions(seed:int|None=None)->dict:
+def versions(seed:int|None=None, # the run's seed, recorded beside the versions
+            )->dict:
     "Python, platform and library versions (and the seed) for reproducibility."
     import importlib.metadata as md
     v = dict(python=platform.python_version(), platform=platform.platform())
@@ -413,7 +433,10 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
              gradient_checkpointing:bool=False, # (--gradient-checkpointing; always on for int8/nf4)
              seed:int=0, # LoRA init, data order, dropout (--seed)
              save_steps:int=50, # checkpoint every N steps
-             text_column:str='text', question_column:str='question', answer_column:str='answer', image_column:str='image', # data column names
+             text_column:str='text', # caption column of the data (renamed to `text`)
+             question_column:str='question', # VQA question column
+             answer_column:str='answer', # VQA answer column
+             image_column:str='image', # image column
              callbacks:list|None=None, # extra `TrainerCallback`s
             )->TrainResult:
     "Load model + data, add LoRA, train with `train` and write the run folder `output`; every input checked first."
