@@ -133,9 +133,10 @@ def cmd_demo(args:argparse.Namespace, # parsed `blip2-lora demo` options (see `b
              ):
     "Fine-tune LoRA on synthetic captions on the CPU and show it learned: base vs LoRA vs a shuffled-caption control."
     from blip2_lora.demo import run_demo
-    res = run_demo(output=args.output, model=args.model or _TINY, n_train=args.n_train, n_eval=args.n_eval, steps=args.steps,
-                   batch_size=args.batch_size, lr=args.lr, targets=args.targets, r=args.lora_r, seed=args.seed,
-                   control=args.control, quiet=args.json)
+    given = dict(n_train=args.n_train, n_eval=args.n_eval, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                 targets=args.targets, r=args.lora_r, seed=args.seed)   # unset flags keep `run_demo`'s tuned defaults
+    res = run_demo(output=args.output, model=args.model or _TINY, control=args.control, quiet=args.json,
+                   **{k: v for k, v in given.items() if v is not None})
     if args.json: print(json.dumps(res, default=str))
 
 # %% ../nbs/08_cli.ipynb #916ec22e
@@ -236,14 +237,14 @@ def build_parser()->argparse.ArgumentParser:
     s = _sub(sub, 'demo', cmd_demo)
     _model_arg(s, 'blip2-lora/tiny-opt')
     s.add_argument('--output', default='demo_out', help='folder for grid.png, loss.png, metrics.json/md and the adapters')
-    s.add_argument('--n-train', type=int, default=480, help='synthetic training images')
-    s.add_argument('--n-eval', type=int, default=240, help='held-out images (another seed)')
-    s.add_argument('--steps', type=int, default=300, help='optimizer steps')
-    s.add_argument('--batch-size', type=int, default=16, help='images per step')
-    s.add_argument('--lr', type=float, default=3e-3, help='learning rate')
-    s.add_argument('--targets', default='llm-all', help='LoRA target preset')
-    s.add_argument('--lora-r', type=int, default=8, help='LoRA rank')
-    s.add_argument('--seed', type=int, default=0, help='training seed')
+    s.add_argument('--n-train', type=int, help='synthetic training images (default 480)')
+    s.add_argument('--n-eval', type=int, help='held-out images from another seed (default 240)')
+    s.add_argument('--steps', type=int, help='optimizer steps, for the run and the control (default 600)')
+    s.add_argument('--batch-size', type=int, help='images per step (default 16)')
+    s.add_argument('--lr', type=float, help='learning rate (default 3e-3)')
+    s.add_argument('--targets', help='LoRA target preset (default llm-all)')
+    s.add_argument('--lora-r', type=int, help='LoRA rank (default 8)')
+    s.add_argument('--seed', type=int, help='training seed (default 0; held-out images use seed 1)')
     s.add_argument('--no-control', dest='control', action='store_false', help='skip the shuffled-caption control run')
     s.add_argument('--json', action='store_true', help='print only the result as one JSON object')
     return p
