@@ -209,17 +209,19 @@ def load_processor(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, lo
     return proc
 
 # %% ../nbs/00_models.ipynb #8f2d3380
-class _DropCastNotice(__import__('logging').Filter):
-    "Drop bitsandbytes' per-matmul 'inputs will be cast to float16' notice (hundreds of lines per caption in int8)."
-    def filter(self, record): return 'inputs will be cast' not in str(record.msg)
+class _DropNoise(__import__('logging').Filter):
+    "Drop two bitsandbytes notices that say nothing actionable here."
+    NOISE = ('inputs will be cast',            # int8: once per matmul, hundreds of lines per caption
+             'Failed to load CPU gemm_4bit_forward') # optional Hub kernel for NF4 on CPU; the built-in one is used
+    def filter(self, record): return not any(n in str(record.msg) for n in self.NOISE)
+
+for _name in ('bitsandbytes.autograd._functions', 'bitsandbytes.backends.cpu.ops'): # before bitsandbytes is imported
+    __import__('logging').getLogger(_name).addFilter(_DropNoise())
 
 def _quiet_loading():
-    "Silence per-load noise: transformers' 'Loading weights' bar and the int8 cast notice."
-    import logging
+    "Silence per-load noise: transformers' 'Loading weights' bar (bitsandbytes' notices are filtered above)."
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
-    lg = logging.getLogger('bitsandbytes.autograd._functions')
-    if not any(isinstance(f, _DropCastNotice) for f in lg.filters): lg.addFilter(_DropCastNotice())
 
 # %% ../nbs/00_models.ipynb #7d399246
 def load_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local folder, or Hub id (Salesforce/blip2-opt-2.7b)
