@@ -140,6 +140,19 @@ def build_feature_cache(model:nn.Module, # BLIP-2 with frozen towers
 # %% ../nbs/05_train.ipynb #5563405d
 COMPLETE = 'COMPLETE' # marker written into a checkpoint folder once it is fully saved
 
+from transformers.trainer_callback import ProgressCallback
+import contextlib
+
+@contextlib.contextmanager
+def _no_hub_lookup_noise():
+    "peft looks an adapter's base up on the Hub when saving ('blip2-lora/tiny-opt' is not there): two warnings per save."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='(Unable to fetch remote file|Could not find a config file)')
+        yield
+class _QuietProgress(ProgressCallback):
+    "The Trainer's progress bar without a printed dict per logged step (the numbers go to metrics.json and loss.png)."
+    def on_log(self, args, state, control, logs=None, **kw): pass # noqa: D102
+
 class NonFiniteLoss(Blip2LoraError):
     "Training produced a NaN or infinite loss."
 
@@ -395,8 +408,10 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
                            eval_dataset=None if eval_data is None else _Indexed(keep(eval_data), 'eval'),
                            data_collator=_Batcher(collate, cache), callbacks=callbacks, run_dir=out, processor=processor,
                            task=config.task, max_new_tokens=config.max_new_tokens, eval_examples=eval_data)
+    if trainer.pop_callback(ProgressCallback): trainer.add_callback(_QuietProgress)
     gc.freeze()  # the Trainer's start calls accelerate's free_memory: a full gc.collect() over every object torch/transformers hold (~0.25 s); frozen ones are skipped
-    try: res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        with _no_hub_lookup_noise(): res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     finally: gc.unfreeze()
     metrics = dict(res.metrics)
     if eval_data is not None and trainer.state.best_global_step is not None and (out/'best').exists():
@@ -408,7 +423,8 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     if evals: metrics['eval'] = {k: v for h in evals for k, v in h.items()}  # last value of each eval metric
     if main:
         for c in model.peft_config.values(): c.base_model_name_or_path = base_blip2(model).config._name_or_path # e.g. blip2-lora/tiny-opt
-        model.save_pretrained(out, save_embedding_layers=False); processor.save_pretrained(out)
+        with _no_hub_lookup_noise(): model.save_pretrained(out, save_embedding_layers=False)
+        processor.save_pretrained(out)
         (out/'metrics.json').write_text(json.dumps(dict(final=metrics, log_history=trainer.state.log_history), indent=1, default=str))
         plot_losses(trainer.state.log_history, out/'loss.png')
     return TrainResult(out, out, metrics, trainer.state.log_history)
