@@ -165,6 +165,8 @@ def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metric
                   chance=chance, n_captions=n_caps, n_eval=len(eval_ds), seconds=round(seconds, 1), metrics=rows,
                   paths=dict(grid=str(grid), loss=str(loss), metrics=str(out/'metrics.md'), adapter=str(out/'adapter')))
     (out/'metrics.json').write_text(json.dumps(result, indent=1))
+    say(f"\n{'held-out image (truth)':<28} {'base (before)':<30} LoRA (after)")
+    for i in show[:4]: say(f"{eval_ds[i]['text']:<28} {base_preds[i]!r:<30} {preds[i]!r}")
     say('\n' + table)
     for k, v in result['paths'].items(): say(f'{k:8s} {v}')
     return result
