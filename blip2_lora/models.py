@@ -123,6 +123,8 @@ def tiny_blip2(out_dir:str|Path, # folder to write (created; must be empty or ab
     with torch.no_grad(): model.query_tokens.normal_(0, 0.02) # the HF init leaves them at 0; LAVIS draws N(0, 0.02)
     model.generation_config.max_new_tokens = 20
     out.mkdir(parents=True, exist_ok=True)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # no 'Writing model shards' bar for a 2 MB model
     model.save_pretrained(out, safe_serialization=True)
     proc.save_pretrained(out)
     return out
