@@ -173,7 +173,7 @@ def answer(model, # from `load_for_inference` (or `load_model`)
            processor, # its processor
            images:list, # PIL images and/or image paths
            questions:list[str]|str, # one question per image, or one question for all
-           template:str='Question: {} Answer:', # the prompt BLIP-2 was evaluated with on VQAv2
+           template:str|None=None, # prompt with a {question} field; default `blip2_lora.data.VQA_PROMPT`, the one training uses
            batch_size:int=8, # images per `generate` call
            max_new_tokens:int=10, # answer length limit
            num_beams:int=1, # beam search width (1: greedy)
@@ -187,7 +187,8 @@ def answer(model, # from `load_for_inference` (or `load_model`)
     qs = [questions] * len(ims) if isinstance(questions, str) else list(questions)
     if len(qs) != len(ims): raise Blip2LoraError(f'got {len(ims)} images but {len(qs)} questions: pass one question per image, or one for all')
     if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
-    return _generate(model, processor, ims, [template.format(q) for q in qs], batch_size,
+    from blip2_lora.data import VQA_PROMPT
+    return _generate(model, processor, ims, [(template or VQA_PROMPT).format(question=q) for q in qs], batch_size,
                      **_gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed))
 
 # %% ../nbs/06_infer.ipynb #905a7b72
