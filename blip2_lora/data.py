@@ -109,7 +109,7 @@ def synthetic(n:int, # number of rows
     return datasets.Dataset.from_dict(rows, features=datasets.Features(feats))
 
 # %% ../nbs/04_data.ipynb #9cf020b6
-MAX_PIXELS = 89_478_485 # Pillow's own default limit (a 1024 MiB RGBA image), checked before decoding
+MAX_PIXELS = 89_478_485 # Pillow's own default limit (256 MiB as 24-bit RGB), checked before decoding
 
 def _to_rgb(im:Image.Image)->Image.Image:
     "Convert any Pillow mode to 8-bit RGB: transparency on white, 16/32-bit and float scaled, not clipped."
