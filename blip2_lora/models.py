@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_models.ipynb #fbbb4d3c
 from __future__ import annotations
-import os, re, json, shutil, tempfile, warnings, hashlib
+import os, shutil, tempfile
 from pathlib import Path
 import torch
 from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig, T5Config,

@@ -4,12 +4,12 @@
 
 # %% ../nbs/05_train.ipynb #fdfda733
 from __future__ import annotations
-import os, gc, sys, json, math, shutil, platform, warnings, dataclasses
+import os, gc, json, math, shutil, platform, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 from torch import nn
-from transformers import Trainer, TrainingArguments, TrainerCallback, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 from transformers.models.blip_2.modeling_blip_2 import BaseModelOutputWithVisionQformerOutputs
 from .models import Blip2LoraError, DEFAULT_MODEL, QUANTS, load_model, load_processor
 
