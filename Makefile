@@ -43,10 +43,10 @@ docs-check: docs       ## every page in headless Chromium (SKIPPED loudly withou
 demo: $(STAMP)
 	$(BIN)/blip2-lora demo
 
-lab:
-	test -x $(BIN)/python || $(MAKE) install
-	$(BIN)/python -m pip install -q -e ".[lab]"
-	$(BIN)/jupyter lab nbs/
+LAB_ARGS ?=
+lab: $(STAMP)          ## JupyterLab on nbs/ via tools/lab.py (--allow-root only as root; tests/test_lab.py runs it headless)
+	$(BIN)/python -c 'import jupyterlab' 2>/dev/null || $(BIN)/python -m pip install -q -e ".[lab]"
+	$(BIN)/python tools/lab.py $(LAB_ARGS)
 
 clean:
 	rm -rf _docs _proc build dist *.egg-info
