@@ -13,7 +13,7 @@ from .models import Blip2LoraError, meta_model, REAL_MODELS
 __all__ = ['PRESETS', 'PRESET_HELP', 'LM_FAMILIES', 'LoRALinear', 'lm_family', 'target_regex', 'lora_config', 'preset_modules',
            'count_lora_params', 'add_lora']
 
-# %% ../nbs/02_lora.ipynb #6f878ebf
+# %% ../nbs/02_lora.ipynb #613881bd
 class LoRALinear(nn.Module):
     "h = W0 x + (alpha/r)·B A dropout(x), with W0 frozen; `merge` folds BA into W0, `unmerge` takes it out."
     def __init__(self,
@@ -27,7 +27,7 @@ class LoRALinear(nn.Module):
         for p in base.parameters(): p.requires_grad_(False)
         self.A = nn.Parameter(torch.empty(r, base.in_features))       # (r, d_in)
         self.B = nn.Parameter(torch.zeros(base.out_features, r))      # (d_out, r): zero, so a fresh adapter is the identity
-        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))              # nn.Linear's default, as in loralib and peft
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))              # as loralib and peft (the paper: Gaussian)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def delta(self):
@@ -50,7 +50,7 @@ class LoRALinear(nn.Module):
         "Subtract the update from the base weight again (to keep training)."
         if self.merged: self.base.weight -= self.delta(); self.merged = False
 
-# %% ../nbs/02_lora.ipynb #389d19e0
+# %% ../nbs/02_lora.ipynb #f0dce0fe
 _OPT_ATTN, _T5_ATTN = ['q_proj', 'k_proj', 'v_proj', 'out_proj'], ['q', 'k', 'v', 'o']
 _QFORMER = ['query', 'key', 'value', 'dense']
 PRESETS = {  # name -> {part: names (a list, or {'opt': [...], 't5': [...]} for the language model)}
@@ -69,7 +69,7 @@ PRESET_HELP = {
     'llm-all': 'LLM attention and MLP (OPT fc1/fc2, T5 wi_0/wi_1/wo)',
     'qformer': 'every linear layer of the Q-Former (self- and cross-attention, MLP)',
     'llm+qformer': 'LLM attention + the whole Q-Former',
-    'vision': 'the ViT: qkv, projection, fc1, fc2 (frozen in the paper; for experiments)',
+    'vision': "the ViT: qkv, projection, fc1, fc2 (frozen in BLIP-2's pre-training; its fine-tuning updates the ViT)",
 }
 
 # %% ../nbs/02_lora.ipynb #d191875d
