@@ -44,7 +44,8 @@ def cmd_train(args:argparse.Namespace, # parsed `blip2-lora train` options (see 
                    targets=args.targets, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                    epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
                    lr=args.lr, eval_data=args.eval_data, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
-                   bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, save_steps=args.save_steps)
+                   bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, save_steps=args.save_steps,
+                   device=args.device, dtype=args.dtype)
     if args.json: print(json.dumps(dict(adapter=str(res.adapter), **res.metrics), default=str)); return
     print(f'adapter written to {res.adapter}')
     for k, v in res.metrics.items(): print(f'  {k}: {v:.4g}' if isinstance(v, float) else f'  {k}: {v}')
@@ -53,7 +54,7 @@ def cmd_train(args:argparse.Namespace, # parsed `blip2-lora train` options (see 
 def _load(args):
     "Base model (+ adapter) for the inference commands."
     from blip2_lora.infer import load_for_inference
-    return load_for_inference(args.adapter, model=args.model, merge=not args.no_merge, quant=args.quant)
+    return load_for_inference(args.adapter, model=args.model, merge=not args.no_merge, quant=args.quant, device=args.device, dtype=args.dtype)
 
 def _gen(args)->dict:
     "Generation options; an unset --max-new-tokens keeps the function's default (30 for captions, 10 for answers)."
@@ -95,11 +96,11 @@ def cmd_eval(args:argparse.Namespace, # parsed `blip2-lora eval` options (see `b
     ds = load_data(args.data, args.task, split=args.split)
     if args.limit: ds = ds.select(range(min(args.limit, len(ds))))
     kw = dict(task=args.task, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    model, proc = load_for_inference(args.adapter, model=args.model, quant=args.quant)
+    model, proc = load_for_inference(args.adapter, model=args.model, quant=args.quant, device=args.device, dtype=args.dtype)
     res = {'adapter': evaluate(model, proc, ds, **kw)}
     if args.baseline:
         del model
-        base, proc = load_for_inference(None, model=args.model or _adapter_base(args.adapter), quant=args.quant)
+        base, proc = load_for_inference(None, model=args.model or _adapter_base(args.adapter), quant=args.quant, device=args.device, dtype=args.dtype)
         res['baseline'] = evaluate(base, proc, ds, **kw)
     if args.json: print(json.dumps(dict(res['adapter'], **({'baseline': res['baseline']} if args.baseline else {})))); return
     cols = list(res)
@@ -116,7 +117,7 @@ def cmd_merge(args:argparse.Namespace, # parsed `blip2-lora merge` options (see 
               ):
     "Merge a LoRA adapter into its full-precision base and save a standalone model (safetensors + processor)."
     from blip2_lora.infer import merge_adapter
-    out = merge_adapter(args.adapter, args.output, model=args.model)
+    out = merge_adapter(args.adapter, args.output, model=args.model, dtype=args.dtype, device=args.device)
     print(f'merged model written to {out}')
 
 # %% ../nbs/08_cli.ipynb #bc8889b2
@@ -148,12 +149,21 @@ class _Parser(argparse.ArgumentParser):
 def _model_arg(s, default_help='the adapter\'s base model, else blip2-lora/tiny-opt'):
     s.add_argument('--model', default=None, help=f'base model: reserved tiny name, folder or Hub id (default: {default_help})')
 
+_QUANT_HELP = 'base weights: none (fp32 CPU / bf16 or fp16 GPU), int8, nf4 (bitsandbytes), or auto: the fastest that fits the GPU by plan()'
+
+def _place_args(s, quant_default='auto', dtype_default='auto'):
+    "--quant, --device and --dtype: where the model lives and in what precision (the policy of blip2_lora.models)."
+    s.add_argument('--quant', choices=['none', 'int8', 'nf4', 'auto'], default=quant_default, help=_QUANT_HELP)
+    s.add_argument('--device', default='auto', help="auto (this process's GPU, else the CPU), cpu, cuda or cuda:N")
+    s.add_argument('--dtype', choices=['auto', 'float32', 'bfloat16', 'float16'], default=dtype_default,
+                   help='weights that are not quantized; auto: float32 on the CPU, bfloat16 on Ampere+ GPUs, float16 (with loss scaling in training) on older ones')
+
 def _infer_args(s):
     "Options shared by caption and vqa."
     _model_arg(s)
     s.add_argument('--adapter', help='LoRA adapter folder (the output of `blip2-lora train`); default: the base model alone')
     s.add_argument('--no-merge', action='store_true', help='keep the adapter separate (slower on CPU; merged is the default)')
-    s.add_argument('--quant', choices=['none', 'int8', 'nf4'], default='none', help='load the base in 8 or 4 bit (bitsandbytes)')
+    _place_args(s)
     s.add_argument('--batch-size', type=int, default=8, help='images per generate call')
     s.add_argument('--max-new-tokens', type=int, default=None, help='length limit of each generated text')
     s.add_argument('--num-beams', type=int, default=1, help='beam search width (1: greedy)')
@@ -183,7 +193,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--data', required=True, help='imagefolder with metadata.jsonl/csv, save_to_disk folder, Hub id or synthetic:N[:SEED]')
     s.add_argument('--output', default='blip2-lora-run', help='run folder for the adapter, metrics and checkpoints')
     s.add_argument('--task', choices=['caption', 'vqa'], default='caption', help='captioning (image, text) or VQA (image, question, answer)')
-    s.add_argument('--quant', choices=['none', 'int8', 'nf4'], default='none', help='base weights in 8 or 4 bit (QLoRA with nf4)')
+    _place_args(s)
     s.add_argument('--targets', default='seed', help='LoRA target preset (blip2_lora.lora.PRESETS): seed, llm-qk, llm-attn, llm-all, qformer, llm+qformer, vision')
     s.add_argument('--lora-r', type=int, default=16, help='LoRA rank')
     s.add_argument('--lora-alpha', type=float, default=32, help='LoRA alpha (update scaled by alpha/r)')
@@ -197,7 +207,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--resume', action='store_true', help='continue the run in --output from its last complete checkpoint')
     s.add_argument('--overwrite', action='store_true', help='reuse a non-empty --output')
     s.add_argument('--no-cache', dest='cache', action='store_false', help='do not cache the frozen vision tower + Q-Former output')
-    s.add_argument('--bf16', action='store_true', help='bfloat16 autocast')
+    s.add_argument('--bf16', action='store_true', help='deprecated: bfloat16 autocast (the precision policy already uses bf16 on Ampere+ GPUs; use --dtype)')
     s.add_argument('--gradient-checkpointing', action='store_true', help='recompute activations (always on for int8/nf4)')
     s.add_argument('--seed', type=int, default=0, help='LoRA init, data order, dropout')
     s.add_argument('--save-steps', type=int, default=50, help='checkpoint every N steps')
@@ -216,7 +226,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--split', default='train', help='split of the data set to score')
     s.add_argument('--limit', type=int, default=None, help='score only the first N examples')
     s.add_argument('--baseline', action='store_true', help='also score the base model without the adapter')
-    s.add_argument('--quant', choices=['none', 'int8', 'nf4'], default='none', help='load the base in 8 or 4 bit')
+    _place_args(s)
     s.add_argument('--batch-size', type=int, default=8, help='images per generate call')
     s.add_argument('--max-new-tokens', type=int, default=20, help='length limit of generated text')
     s.add_argument('--json', action='store_true', help='print one JSON object')
@@ -224,6 +234,8 @@ def build_parser()->argparse.ArgumentParser:
     _model_arg(s, "the adapter's base model")
     s.add_argument('--adapter', required=True, help='LoRA adapter folder')
     s.add_argument('--output', required=True, help='new folder for the merged model')
+    s.add_argument('--device', default='auto', help="where the merge runs: auto (the GPU if there is one), cpu, cuda:N")
+    s.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], default='float32', help='dtype of the written weights')
     s = _sub(sub, 'plan', cmd_plan)
     s.add_argument('--model', default='Salesforce/blip2-opt-2.7b', help='a real BLIP-2 id (its config is known offline), a tiny name or a model folder')
     s.add_argument('--quant', choices=['none', 'int8', 'nf4'], default='int8', help='base weights in 16, 8 or 4 bit')

@@ -272,6 +272,7 @@ class Collator:
                  encoder_decoder:bool|None=None, # Flan-T5 family? default: from the processor (see `is_encoder_decoder`)
                  overflow:str='warn', # rows longer than max_length: 'warn' (cut the target, warn with count) or 'error'
                  max_pixels:int=MAX_PIXELS, # see `load_image`
+                 eos_token_id:int|None=None, # token ending every target: the one `generate` stops on (`blip2_lora.models.stop_token_id(model)`: "\n" for blip2-opt-*); default the tokenizer's EOS
                 ):
         if task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {task!r}: use 'caption' or 'vqa'")
         if overflow not in ('warn', 'error'): raise Blip2LoraError(f"overflow={overflow!r}: use 'warn' or 'error'")
@@ -281,6 +282,7 @@ class Collator:
         if task == 'vqa' and '{question}' not in self.prompt: raise Blip2LoraError(f'the VQA prompt {self.prompt!r} has no {{question}} field: use e.g. {VQA_PROMPT!r}')
         self.encoder_decoder = is_encoder_decoder(processor) if encoder_decoder is None else encoder_decoder
         self.image_token_id = self.tok.convert_tokens_to_ids(processor.image_token.content)
+        self.eos_token_id = self.tok.eos_token_id if eos_token_id is None else eos_token_id
         self.n_cut = 0 # rows whose target was cut so far
 
     def pixels(self, rows:list, # rows with an 'image', or the images themselves
@@ -309,8 +311,9 @@ class Collator:
             ids = tok(prompt).input_ids
             if len(ids) > L: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {len(ids)} tokens, more than max_length={L}: raise max_length')
             lab = tok(target).input_ids
-            cut = len(lab) > L
-            return ids, (lab[:L-1] + [tok.eos_token_id] if cut else lab), cut
+            if lab and lab[-1] == tok.eos_token_id: lab = lab[:-1]  # the tokenizer's EOS is replaced by the stop token
+            cut = len(lab) + 1 > L
+            return ids, lab[:L-1] + [self.eos_token_id], cut
         sep = ' ' if prompt else ''
         if getattr(tok, 'is_fast', True): # a token is the target's if it starts at or after the separator
             enc = tok(prompt + sep + target, return_offsets_mapping=True, return_special_tokens_mask=True)
@@ -319,8 +322,8 @@ class Collator:
             enc, n = tok(prompt + sep + target), len(tok(prompt).input_ids)
             if enc.input_ids[:n] != tok(prompt).input_ids: raise Blip2LoraError(f'the tokenizer merges the prompt {prompt[:40]!r} with its answer: use a fast tokenizer or end the prompt with punctuation')
             lab = [-100] * n + enc.input_ids[n:]
-        ids = enc.input_ids + [tok.eos_token_id]   # EOS so the model learns to stop
-        lab = lab + [tok.eos_token_id]
+        ids = enc.input_ids + [self.eos_token_id]   # the stop token, so the model learns to stop where generate stops
+        lab = lab + [self.eos_token_id]
         n_prompt = next((j for j, l in enumerate(lab) if l != -100), len(lab))
         if n_prompt + 1 >= L: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {n_prompt} tokens, leaving no room for the target within max_length={L}: raise max_length')
         cut = len(ids) > L

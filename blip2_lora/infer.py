@@ -4,10 +4,11 @@
 
 # %% ../nbs/06_infer.ipynb #80bfcdd1
 from __future__ import annotations
-import json, re, warnings, logging
+import sys, json, re, warnings, logging
 from pathlib import Path
 import torch
-from .models import Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, load_processor, resolve_model
+from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, load_processor, resolve_model,
+                     generate_texts, to_device, pick_device)
 
 # %% auto #0
 __all__ = ['adapter_config', 'adapter_base', 'load_adapter', 'load_for_inference', 'open_images', 'caption', 'answer',
@@ -93,13 +94,19 @@ def load_adapter(model, # a base BLIP-2 from `load_model` (any quantization)
 def load_for_inference(adapter_dir:str|Path|None=None, # a LoRA adapter folder (None: the base model alone)
                        model:str|Path|None=None, # base model name or folder (default: the adapter's base)
                        merge:bool=True, # merge the adapter into the weights
-                       quant:str='none', # 'none', 'int8' or 'nf4' base weights
-                       dtype:torch.dtype|None=None, # default: float16 on CUDA, float32 on CPU
+                       quant:str='auto', # 'none', 'int8', 'nf4' base weights, or 'auto' (the fastest that fits the GPU; none on CPU)
+                       dtype:str|torch.dtype|None='auto', # 'auto': fp32 on the CPU, bf16 on Ampere+ GPUs, else fp16 (`pick_dtype`)
+                       device:str|torch.device|None='auto', # 'auto': this process's GPU, else the CPU (`pick_device`)
                       )->tuple:
     "`(model, processor)` ready for `caption` / `answer`: base (optionally quantized) + adapter."
     name = str(model or (adapter_base(adapter_dir) if adapter_dir else None) or DEFAULT_MODEL)
     if adapter_dir: adapter_config(adapter_dir)     # fail on a bad folder before loading anything
-    m = load_model(name, quant=quant, dtype=dtype)
+    if quant == 'auto' and pick_device(device).type != 'cuda': quant = 'none'   # the CPU: fp32, nothing quantized
+    elif quant == 'auto':
+        from blip2_lora.quant import auto_quant
+        quant, p = auto_quant(name, device, dtype=dtype, training=False)
+        print(f'--quant auto: {p.line()}', file=sys.stderr, flush=True)
+    m = load_model(name, quant=quant, dtype=dtype, device=device)
     d = Path(adapter_dir).expanduser() if adapter_dir else None
     has_proc = d is not None and any((d/f).exists() for f in ('processor_config.json', 'preprocessor_config.json'))
     if has_proc:                    # the trainer saves the processor next to the adapter (no config.json there)
@@ -118,26 +125,6 @@ def open_images(images:list, # PIL images and/or paths to image files
     return [load_image(im) for im in images]
 
 # %% ../nbs/06_infer.ipynb #471b764c
-def _generate(model, processor, images, texts, batch_size, **gen)->list[str]:
-    "Batched generation with left padding; returns the new text for each image."
-    tok = processor.tokenizer
-    decoder_only = model.config.use_decoder_only_language_model
-    out, side = [], tok.padding_side
-    tok.padding_side = 'left'
-    bnb_log = logging.getLogger('bitsandbytes'); level = bnb_log.level
-    bnb_log.setLevel(logging.ERROR)   # int8 logs 'inputs will be cast to float16' on every matmul
-    try:
-        for i in range(0, len(images), batch_size):
-            ims, txt = images[i:i+batch_size], (texts[i:i+batch_size] if texts else [''] * len(images[i:i+batch_size]))
-            enc = processor(images=ims, text=txt, return_tensors='pt', padding=True) # '' still gets the <image> tokens
-            dev = next(model.parameters()).device
-            enc = {k: (v.to(dev, model.dtype) if k == 'pixel_values' else v.to(dev)) for k, v in enc.items()}
-            with torch.no_grad(): ids = model.generate(**enc, **gen)   # (B, prompt + new) or (B, new)
-            if decoder_only: ids = ids[:, enc['input_ids'].shape[1]:]
-            out += [t.strip() for t in tok.batch_decode(ids, skip_special_tokens=True)]
-    finally: tok.padding_side = side; bnb_log.setLevel(level)
-    return out
-
 def _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
     "Checked `generate` options (seeding torch when asked)."
     if max_new_tokens < 1: raise Blip2LoraError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
@@ -165,7 +152,7 @@ def caption(model, # from `load_for_inference` (or `load_model`)
     "Caption `images` in batches (greedy by default); with `prompt`, captions continue the prompt."
     ims = open_images(images)
     if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
-    return _generate(model, processor, ims, [prompt] * len(ims) if prompt else None, batch_size,
+    return generate_texts(model, processor, ims, [prompt] * len(ims) if prompt else None, batch_size,
                      **_gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed))
 
 # %% ../nbs/06_infer.ipynb #f66f8ab9
@@ -188,7 +175,7 @@ def answer(model, # from `load_for_inference` (or `load_model`)
     if len(qs) != len(ims): raise Blip2LoraError(f'got {len(ims)} images but {len(qs)} questions: pass one question per image, or one for all')
     if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
     from blip2_lora.data import VQA_PROMPT
-    return _generate(model, processor, ims, [(template or VQA_PROMPT).format(question=q) for q in qs], batch_size,
+    return generate_texts(model, processor, ims, [(template or VQA_PROMPT).format(question=q) for q in qs], batch_size,
                      **_gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed))
 
 # %% ../nbs/06_infer.ipynb #905a7b72
@@ -240,11 +227,13 @@ def evaluate(model, # from `load_for_inference`
 def merge_adapter(adapter_dir:str|Path, # a LoRA adapter folder
                   output:str|Path, # folder to write (created; must be empty or absent)
                   model:str|Path|None=None, # base model (default: the adapter's base)
+                  dtype:str|torch.dtype='float32', # dtype of the written weights ('bfloat16' or 'float16' halve the folder)
+                  device:str|torch.device='auto', # where the merge runs (`pick_device`: the GPU if there is one)
                  )->Path:
     "Merge a LoRA adapter into its full-precision base and save the result as a standalone model."
     out = Path(output).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())): raise Blip2LoraError(f'output {out} exists and is not empty: pass a new folder')
-    m, proc = load_for_inference(adapter_dir, model=model, merge=True, quant='none', dtype=torch.float32)
+    m, proc = load_for_inference(adapter_dir, model=model, merge=True, quant='none', dtype=dtype, device=device)
     out.mkdir(parents=True, exist_ok=True)
-    m.save_pretrained(out, safe_serialization=True); proc.save_pretrained(out)
+    m.save_pretrained(out, safe_serialization=True); proc.save_pretrained(out)   # save_pretrained copies GPU tensors to the CPU itself
     return out

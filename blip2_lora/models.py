@@ -12,9 +12,10 @@ from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Proce
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'REAL_MODELS', 'Blip2LoraError', 'tiny_tokenizer',
-           'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config',
-           'load_processor', 'load_model', 'real_config', 'meta_model', 'n_params', 'caption_loss']
+__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'DTYPES', 'REAL_MODELS', 'Blip2LoraError', 'tiny_tokenizer',
+           'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device',
+           'bf16_ok', 'pick_dtype', 'load_processor', 'load_model', 'base_blip2', 'model_device', 'to_device',
+           'amp_mode', 'real_config', 'meta_model', 'n_params', 'stop_token_id', 'caption_loss', 'generate_texts']
 
 # %% ../nbs/00_models.ipynb #2c7881bb
 class Blip2LoraError(Exception):
@@ -170,6 +171,43 @@ def quant_config(quant:str='none', # 'none', 'int8' or 'nf4'
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype)
 
+# %% ../nbs/00_models.ipynb #747e30eb
+def pick_device(device:str|torch.device|None='auto', # 'auto', 'cpu', 'cuda', 'cuda:N' (or a torch.device)
+               )->torch.device:
+    "Where a model should live: 'auto' is this process's GPU (`LOCAL_RANK` under torchrun) when CUDA is present, else the CPU."
+    if device is None or device == 'auto':
+        if not torch.cuda.is_available(): return torch.device('cpu')
+        device = 'cuda'
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise Blip2LoraError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if d.type == 'cpu': return torch.device('cpu')
+    if d.type != 'cuda': raise Blip2LoraError(f"device {device!r} is not supported: use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available(): raise Blip2LoraError(f'device {device!r} asked for, but torch sees no CUDA GPU: use --device cpu (or auto), or install a CUDA build of torch')
+    i = d.index if d.index is not None else int(os.environ.get('LOCAL_RANK', '0'))  # one GPU per process under torchrun
+    if i >= torch.cuda.device_count(): raise Blip2LoraError(f'GPU {i} asked for, but torch sees {torch.cuda.device_count()}: start at most one process per GPU')
+    return torch.device('cuda', i)
+
+# %% ../nbs/00_models.ipynb #2cc8d23b
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+def bf16_ok(device:torch.device, # a CUDA device
+           )->bool:
+    "Does this GPU do bf16 natively (compute capability 8.0+: Ampere and newer)?"
+    return device.type == 'cuda' and torch.cuda.get_device_capability(device)[0] >= 8
+
+def pick_dtype(device:torch.device, # where the model lives (`pick_device`)
+               dtype:str|torch.dtype|None='auto', # 'auto', 'float32', 'bfloat16', 'float16' (or a torch dtype)
+              )->torch.dtype:
+    "The precision policy: fp32 on the CPU, bf16 on GPUs that have it (Ampere+), fp16 (with loss scaling in training) on older GPUs."
+    if dtype is None or dtype == 'auto':
+        if device.type != 'cuda': return torch.float32
+        return torch.bfloat16 if bf16_ok(device) else torch.float16
+    if isinstance(dtype, str):
+        if dtype not in DTYPES: raise Blip2LoraError(f"unknown dtype {dtype!r}: use auto, {', '.join(DTYPES)}")
+        dtype = DTYPES[dtype]
+    if dtype not in DTYPES.values(): raise Blip2LoraError(f'dtype {dtype} is not supported: use float32, bfloat16 or float16')
+    return dtype
+
 # %% ../nbs/00_models.ipynb #314a6ff1
 def _check_local(path:Path, allow_pickle:bool):
     "Refuse folders that hold no model, or only pickled weights without opt-in."
@@ -228,16 +266,17 @@ def _quiet_loading():
 # %% ../nbs/00_models.ipynb #7d399246
 def load_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local folder, or Hub id (Salesforce/blip2-opt-2.7b)
                quant:str='none', # 'none', 'int8' (LLM.int8) or 'nf4' (4-bit NormalFloat)
-               dtype:torch.dtype|None=None, # default: float16 on CUDA, float32 on CPU
-               device_map:str|dict|None=None, # default: {'': 0} on CUDA when quantized, else CPU
+               dtype:str|torch.dtype|None='auto', # 'auto' (`pick_dtype`: fp32 on CPU, bf16 on Ampere+ GPUs, else fp16) or a dtype
+               device:str|torch.device|None='auto', # 'auto' (`pick_device`: this process's GPU, else CPU), 'cpu', 'cuda:N'
+               device_map:str|dict|None=None, # overrides `device`, e.g. 'auto' to spread one model over several GPUs
                allow_pickle:bool=False, # allow `pytorch_model.bin` weights (unpickling runs code)
               )->Blip2ForConditionalGeneration:
-    "Load a BLIP-2 for captioning/VQA, optionally quantized with bitsandbytes: the one loading path of blip2-lora."
+    "Load a BLIP-2 for captioning/VQA onto `device`, optionally quantized with bitsandbytes: the one loading path of blip2-lora."
     name = str(name_or_path)
-    cuda = torch.cuda.is_available()
-    dtype = dtype or (torch.float16 if cuda else torch.float32)
+    dev = pick_device(device)
+    dtype = pick_dtype(dev, dtype)
     qcfg = quant_config(quant, compute_dtype=dtype)
-    if device_map is None and cuda and qcfg is not None: device_map = {'': 0}
+    if device_map is None and dev.type == 'cuda': device_map = {'': dev.index}  # straight onto the GPU, quantized or not
     path = resolve_model(name); local = Path(path).expanduser()
     if local.exists(): _check_local(local, allow_pickle); path = str(local)
     elif _looks_local(name): raise Blip2LoraError(f'{name} does not exist: pass an existing model folder or a Hub id such as Salesforce/blip2-opt-2.7b')
@@ -251,6 +290,35 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local 
         raise _hub_error(name, e) from None
     model.config._name_or_path = model.name_or_path = name  # peft records this as the adapter's base (e.g. 'blip2-lora/tiny-opt'), not a local cache path
     return model.eval()
+
+# %% ../nbs/00_models.ipynb #700a08c3
+def base_blip2(model:torch.nn.Module, # a BLIP-2, possibly inside peft and/or DDP wrappers
+              )->torch.nn.Module:
+    "The `Blip2ForConditionalGeneration` inside a peft / DDP wrapper (or `model` itself)."
+    m = getattr(model, 'module', model)  # DDP
+    return m.get_base_model() if hasattr(m, 'get_base_model') else m
+
+def model_device(model:torch.nn.Module, # a BLIP-2, wrapped or not
+                )->torch.device:
+    "Where `model` takes its inputs: the device of its token embeddings (the first GPU of a multi-GPU `device_map`)."
+    return base_blip2(model).get_input_embeddings().weight.device
+
+def to_device(batch:dict, # a processor/collator output: pixel_values, input_ids, attention_mask, labels, ...
+              model:torch.nn.Module, # the model that will read it
+             )->dict:
+    "The batch on `model`'s device: `pixel_values` also cast to the vision tower's dtype, other tensors keep theirs."
+    b, dev = base_blip2(model), model_device(model)
+    pe = b.vision_model.embeddings.patch_embedding.weight          # the first layer that reads the pixels
+    return {k: v.to(pe.device, pe.dtype) if k == 'pixel_values' and torch.is_tensor(v)
+               else v.to(dev) if torch.is_tensor(v) else v for k, v in dict(batch).items()}
+
+def amp_mode(model:torch.nn.Module, # a loaded BLIP-2 (peft-wrapped too)
+            )->str|None:
+    "Mixed precision the policy trains `model` with: 'bf16' or 'fp16' (loss-scaled) on a GPU, from the dtype it was loaded in; None (fp32) on the CPU."
+    b = base_blip2(model)
+    if model_device(b).type != 'cuda': return None
+    dt = str(b.config.dtype).replace('torch.', '') # the load dtype: kept when prepare_model_for_kbit_training upcasts to fp32
+    return {'bfloat16': 'bf16', 'float16': 'fp16'}.get(dt)
 
 # %% ../nbs/00_models.ipynb #b6ee023a
 _VIT_G = dict(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16, image_size=224,
@@ -277,7 +345,7 @@ def real_config(model_id:str='Salesforce/blip2-opt-2.7b', # one of `REAL_MODELS`
     vocab = vocab_size or r['vocab']
     if r['lm'] == 'opt':
         tc = OPTConfig(vocab_size=vocab, max_position_embeddings=2048, do_layer_norm_before=True, pad_token_id=1,
-                       bos_token_id=2, eos_token_id=2, torch_dtype='float16', **r['text'])
+                       bos_token_id=2, eos_token_id=50118, torch_dtype='float16', **r['text']) # generation stops at "\n" (50118), not </s>
     else: tc = T5Config(**{**r['text'], 'vocab_size': vocab})
     image_token = r['image_token'] if r['image_token'] < vocab else None
     cfg = Blip2Config(vision_config=_VIT_G, qformer_config=_QFORMER, text_config=tc.to_dict(), num_query_tokens=32,
@@ -299,6 +367,15 @@ def n_params(model:torch.nn.Module, # any model, on any device (meta included)
     "Number of parameters, counting tied weights once."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
 
+# %% ../nbs/00_models.ipynb #4e531eea
+def stop_token_id(model:torch.nn.Module, # a BLIP-2 (peft-wrapped too)
+                 )->int:
+    "The token `generate` stops on (first `eos_token_id` of the generation config, else of the text config): targets must end with it."
+    b = base_blip2(model)
+    eos = getattr(getattr(b, 'generation_config', None), 'eos_token_id', None)
+    if eos is None: eos = b.config.text_config.eos_token_id
+    return eos[0] if isinstance(eos, (list, tuple)) else eos
+
 # %% ../nbs/00_models.ipynb #592834d7
 def caption_loss(model, # a BLIP-2 (any quantization)
                  processor, # its processor
@@ -307,7 +384,34 @@ def caption_loss(model, # a BLIP-2 (any quantization)
                  with_placeholders:bool=True, # False reproduces the pitfall: ids from the tokenizer alone
                 )->float:
     "Language-modelling loss of `text` given `image` (for demos and tests)."
-    pix = processor(images=image, return_tensors='pt').pixel_values.to(model.dtype)
+    pix = processor(images=image, return_tensors='pt').pixel_values
     enc = processor(images=image, text=text, return_tensors='pt') if with_placeholders else processor.tokenizer(text, return_tensors='pt')
     labels = enc.input_ids.masked_fill(enc.input_ids == model.config.image_token_id, -100)
-    with torch.no_grad(): return model(pixel_values=pix, input_ids=enc.input_ids, attention_mask=enc.attention_mask, labels=labels).loss.item()
+    b = to_device(dict(pixel_values=pix, input_ids=enc.input_ids, attention_mask=enc.attention_mask, labels=labels), model)
+    with torch.no_grad(): return model(**b).loss.item()
+
+# %% ../nbs/00_models.ipynb #0773830c
+def generate_texts(model, # a BLIP-2 (base, merged or peft-wrapped; any quantization)
+                   processor, # its `Blip2Processor`
+                   images:list, # PIL images (RGB)
+                   prompts:list[str]|None=None, # one prompt per image (None: plain captioning)
+                   batch_size:int=8, # images per `generate` call
+                   **gen, # `generate` options: max_new_tokens, num_beams, do_sample, ...
+                  )->list[str]:
+    "The text `model` generates for each image after its prompt: batched, left-padded, on the model's device."
+    import logging
+    tok, b = processor.tokenizer, base_blip2(model)
+    decoder_only = b.config.use_decoder_only_language_model
+    out, side = [], tok.padding_side
+    bnb_log = logging.getLogger('bitsandbytes'); level = bnb_log.level
+    tok.padding_side = 'left'; bnb_log.setLevel(logging.ERROR)   # int8: 'inputs will be cast to float16' per matmul
+    try:
+        for i in range(0, len(images), batch_size):
+            ims = images[i:i + batch_size]
+            txt = list(prompts[i:i + batch_size]) if prompts else [''] * len(ims)  # '' still gets the <image> tokens
+            enc = to_device(processor(images=ims, text=txt, return_tensors='pt', padding=True), model)
+            with torch.no_grad(): ids = model.generate(**enc, **gen)   # (B, prompt + new) for OPT, (B, new) for T5
+            if decoder_only: ids = ids[:, enc['input_ids'].shape[1]:]
+            out += [t.strip() for t in tok.batch_decode(ids, skip_special_tokens=True)]
+    finally: tok.padding_side = side; bnb_log.setLevel(level)
+    return out

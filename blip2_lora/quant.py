@@ -14,7 +14,7 @@ from .models import (Blip2LoraError, QUANTS, REAL_MODELS, TINY_MODELS, meta_mode
 # %% auto #0
 __all__ = ['CUDA_CONTEXT', 'absmax_quant', 'absmax_dequant', 'int8_matmul', 'nf4_levels', 'blockwise_quant', 'blockwise_dequant',
            'nf4_quant', 'nf4_dequant', 'quantized_modules', 'true_weight_bytes', 'weight_bytes', 'activation_bytes',
-           'saved_tensor_bytes', 'Plan', 'plan']
+           'saved_tensor_bytes', 'Plan', 'plan', 'auto_quant']
 
 # %% ../nbs/03_quant.ipynb #6db5a310
 def absmax_quant(x:Tensor, # values to quantize
@@ -271,6 +271,10 @@ class Plan:
         w = max(map(len, self.parts)) + 2
         lines = [f'{k:<{w}}{v / _GiB:9.3f} GiB' for k, v in self.parts.items()]
         return '\n'.join(lines + ['-' * (w + 13), f"{'total':<{w}}{self.total / _GiB:9.3f} GiB"])
+    def line(self)->str:
+        "The plan in one line: quant, dtype, total and (if known) the GPU it is checked against."
+        gpu = '' if self.gpu_memory is None else f" of {self.gpu_memory / 1e9:.1f} GB ({'fits' if self.fits else 'does NOT fit'})"
+        return f'{self.quant} ({self.dtype}): {self.total / _GiB:.1f} GiB planned{gpu} for batch {self.batch_size} x {self.seq_len} tokens'
     def __str__(self):
         gc = ', gradient checkpointing' if self.gradient_checkpointing else ''
         head = (f'{self.model_id} ({self.n_params / 1e9:.2f} B parameters), quant={self.quant}, LoRA {self.lora_preset} r={self.r}, '
@@ -309,3 +313,29 @@ def plan(model_id:str='Salesforce/blip2-opt-2.7b', # a `REAL_MODELS` id ('Salesf
     return Plan(str(model_id), quant, lora_preset, r, batch_size, seq_len, bool(gradient_checkpointing), dtype,
                 n_params(model), n_lora, wb['weights'], wb['constants'], wb['upcast'], 4 * n_lora, 4 * n_lora, 8 * n_lora,
                 act['saved'], act['transient'], gpu_memory=None if gpu_memory is None else int(gpu_memory * 1e9))
+
+# %% ../nbs/03_quant.ipynb #2506ec59
+def auto_quant(model_id:str, # a `REAL_MODELS` id, a tiny name or a model folder (see `plan`)
+               device:str|torch.device='auto', # where the model will run (`blip2_lora.models.pick_device`)
+               gpu_memory:float|None=None, # GPU memory in GB (default: what the GPU reports; give it to plan for another GPU)
+               dtype:str|torch.dtype='auto', # precision of what is not quantized (`blip2_lora.models.pick_dtype`)
+               training:bool=True, # plan a LoRA training step (else: the weights alone, for inference)
+               **plan_kw, # lora_preset, r, batch_size, seq_len, gradient_checkpointing (for `quant='none'`)
+              )->tuple[str, Plan|None]:
+    "The fastest precision that fits (none > int8 > nf4) by `plan()` on the chosen GPU, and its plan; 'none' (fp32) on the CPU."
+    from blip2_lora.models import pick_device, pick_dtype
+    dev = pick_device(device)
+    if dev.type != 'cuda' and gpu_memory is None:    # the CPU: fp32, nothing quantized; the plan only informs
+        try: return 'none', plan(model_id, quant='none', dtype='float32', **plan_kw)
+        except Blip2LoraError: return 'none', None
+    if dev.type == 'cuda': dt = pick_dtype(dev, dtype)
+    else: dt = pick_dtype(dev, dtype) if dtype != 'auto' else torch.bfloat16 # planning for a GPU that is not here: assume bf16
+    dt = str(dt).replace('torch.', '')
+    mem = gpu_memory if gpu_memory is not None else torch.cuda.get_device_properties(dev).total_memory / 1e9
+    for q in QUANTS:
+        kw = dict(plan_kw, gradient_checkpointing=plan_kw.get('gradient_checkpointing', False) or q != 'none') # on for int8/nf4
+        try: p = plan(model_id, quant=q, gpu_memory=mem, dtype=dt, **kw)
+        except Blip2LoraError as e: raise Blip2LoraError(f'--quant auto cannot plan {model_id}: pass --quant none, int8 or nf4 yourself ({e})') from None
+        need = p.total if training else p.weights + p.constants + p.cuda_context
+        if need <= p.gpu_memory: return q, p
+    raise Blip2LoraError(f'{model_id} does not fit in {mem:g} GB even in nf4 ({need / _GiB:.1f} GiB planned): lower --batch-size, or use a larger GPU')

@@ -4,20 +4,21 @@
 
 # %% ../nbs/05_train.ipynb #fdfda733
 from __future__ import annotations
-import os, gc, json, math, shutil, platform, warnings
+import os, gc, sys, json, math, time, shutil, platform, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.models.blip_2.modeling_blip_2 import BaseModelOutputWithVisionQformerOutputs
-from .models import Blip2LoraError, DEFAULT_MODEL, QUANTS, load_model, load_processor
+from .models import (Blip2LoraError, DEFAULT_MODEL, QUANTS, load_model, load_processor, base_blip2, to_device,
+                               model_device, amp_mode, pick_device, pick_dtype, stop_token_id, generate_texts)
 
 # %% auto #0
-__all__ = ['TOWERS', 'COMPLETE', 'RUN_FILE', 'OUR_FILES', 'OUR_DIRS', 'TrainConfig', 'base_blip2', 'trainable_tower_params',
-           'frozen_towers', 'image_features', 'build_feature_cache', 'NonFiniteLoss', 'Blip2Trainer', 'last_checkpoint',
-           'drop_torn', 'versions', 'check_output', 'clear_output', 'prepare_output', 'plot_losses', 'TrainResult',
-           'training_args', 'train', 'finetune']
+__all__ = ['TOWERS', 'COMPLETE', 'RUN_FILE', 'OUR_FILES', 'OUR_DIRS', 'TrainConfig', 'trainable_tower_params', 'frozen_towers',
+           'image_features', 'build_feature_cache', 'NonFiniteLoss', 'Blip2Trainer', 'last_checkpoint', 'drop_torn',
+           'versions', 'check_output', 'clear_output', 'prepare_output', 'plot_losses', 'TrainResult', 'training_args',
+           'train', 'finetune']
 
 # %% ../nbs/05_train.ipynb #d0617084
 @dataclass
@@ -32,7 +33,8 @@ class TrainConfig:
     lr:float = 5e-4 # peak learning rate (the seed's)
     warmup_steps:int = 0 # linear warmup, then the Trainer's linear decay
     seed:int = 0 # seeds LoRA init (in `finetune`), data order and dropout
-    bf16:bool = False # bfloat16 autocast
+    precision:str = 'auto' # 'auto' (the model's: bf16 / loss-scaled fp16 AMP on a GPU as loaded, fp32 on CPU), 'fp32', 'bf16', 'fp16'
+    bf16:bool = False # deprecated: same as precision='bf16'
     gradient_checkpointing:bool = False # recompute activations in the backward pass (forced on for int8/nf4)
     cache:bool = True # compute frozen vision tower + Q-Former + projection once per image
     save_steps:int = 50 # checkpoint every N optimizer steps (and at the end)
@@ -61,18 +63,13 @@ def _check_config(c:TrainConfig):
         v = getattr(c, k)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise Blip2LoraError(f'{k} must be a positive integer, got {v!r}')
     if not (isinstance(c.lr, (int, float)) and math.isfinite(c.lr) and c.lr > 0): raise Blip2LoraError(f'learning rate must be a finite number > 0, got {c.lr!r}')
+    if c.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise Blip2LoraError(f"unknown precision {c.precision!r}: use auto, fp32, bf16 or fp16")
     if c.warmup_steps < 0: raise Blip2LoraError(f'warmup_steps must be >= 0, got {c.warmup_steps!r}')
     if c.resume and c.overwrite: raise Blip2LoraError('resume and overwrite contradict each other: pass only one of --resume / --overwrite')
     c.steps_args()
 
 # %% ../nbs/05_train.ipynb #d17fa3fd
 TOWERS = ('vision_model', 'query_tokens', 'qformer', 'language_projection')
-
-def base_blip2(model:nn.Module, # a BLIP-2, possibly inside peft and/or DDP wrappers
-              )->nn.Module:
-    "The `Blip2ForConditionalGeneration` inside a peft / DDP wrapper (or `model` itself)."
-    m = getattr(model, 'module', model)  # DDP
-    return m.get_base_model() if hasattr(m, 'get_base_model') else m
 
 def trainable_tower_params(model:nn.Module, # a BLIP-2, peft-wrapped or not
                           )->list[str]:
@@ -94,7 +91,8 @@ def image_features(model:nn.Module, # a BLIP-2, peft-wrapped or not
     b = base_blip2(model)
     modes = [(m, m.training) for m in (b.vision_model, b.qformer, b.language_projection)]
     for m, _ in modes: m.eval()
-    try: return b.get_image_features(pixel_values.to(b.dtype), return_dict=True).pooler_output  # (B, n_query, d_lm)
+    pix = to_device(dict(pixel_values=pixel_values), b)['pixel_values']   # the GPU and dtype of the vision tower
+    try: return b.get_image_features(pix, return_dict=True).pooler_output  # (B, n_query, d_lm)
     finally:
         for m, t in modes: m.train(t)
 
@@ -153,6 +151,19 @@ class _QuietProgress(ProgressCallback):
     "The Trainer's progress bar without a printed dict per logged step (the numbers go to metrics.json and loss.png)."
     def on_log(self, args, state, control, logs=None, **kw): pass # noqa: D102
 
+from transformers import TrainerCallback
+class _PlainProgress(TrainerCallback):
+    "Progress for logs (stderr not a terminal): about `lines` plain lines per run instead of a bar redrawn every step."
+    def __init__(self, lines:int=10): self.lines = lines
+    def on_train_begin(self, args, state, control, **kw): # noqa: D102
+        self.t0, self.every = time.time(), max(1, state.max_steps // self.lines)
+    def on_log(self, args, state, control, logs=None, **kw): # noqa: D102
+        if not state.is_world_process_zero or not logs: return
+        s, n = state.global_step, state.max_steps
+        if 'loss' in logs and (s % self.every == 0 or s == n):
+            print(f'step {s}/{n} ({100 * s / max(n, 1):.0f}%)  loss {logs["loss"]:.4f}  {time.time() - self.t0:.0f} s', file=sys.stderr, flush=True)
+        elif 'eval_loss' in logs: print(f'step {s}/{n}  eval loss {logs["eval_loss"]:.4f}', file=sys.stderr, flush=True)
+
 class NonFiniteLoss(Blip2LoraError):
     "Training produced a NaN or infinite loss."
 
@@ -185,7 +196,8 @@ class Blip2Trainer(Trainer):
         if model.training and not torch.isfinite(loss.detach()).all():
             last = last_checkpoint(Path(self.args.output_dir))
             raise NonFiniteLoss(f'non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}: training stopped; '
-                                f"last good checkpoint: {last or 'none yet'}; lower --lr or check the data")
+                                f"last good checkpoint: {last or 'none yet'}; lower --lr or check the data"
+                                + ('; in fp16 (GPUs without bf16: T4, V100) also try --dtype float32' if self.args.fp16 else ''))
         return res
 
     def floating_point_ops(self, inputs): # a batch (no `pixel_values` when cached)
@@ -223,23 +235,15 @@ def drop_torn(ckpt_dir:Path, # the Trainer's output_dir (holds checkpoint-N fold
     return moved
 
 # %% ../nbs/05_train.ipynb #0019cc67
-def _generate(model, processor, examples, collate, max_new_tokens:int, batch_size:int=16)->list[str]:
-    "Greedy captions (or answers to the collator's VQA prompt) for `examples`, batch by batch."
+def _predict(model, processor, examples, collate, max_new_tokens:int, batch_size:int=16)->list[str]:
+    "Greedy captions (or answers to the collator's VQA prompt) for `examples`, images decoded one batch at a time."
     from blip2_lora.data import load_image
-    b, outs, tok = base_blip2(model), [], processor.tokenizer
+    outs = []
     for i in range(0, len(examples), batch_size):
         exs = [examples[j] for j in range(i, min(i + batch_size, len(examples)))]
-        ims = [load_image(e['image']) for e in exs]
-        prompts = [collate.parts(e)[0] for e in exs] if hasattr(collate, 'parts') else ['' for _ in exs]
-        old = tok.padding_side; tok.padding_side = 'left'  # generation continues right after each prompt
-        try: enc = processor(images=ims, text=prompts if any(prompts) else None, padding=True, return_tensors='pt')
-        finally: tok.padding_side = old
-        enc['pixel_values'] = enc['pixel_values'].to(b.dtype)
-        with torch.no_grad(): gen = model.generate(**enc.to(b.device), max_new_tokens=max_new_tokens, do_sample=False)
-        if b.config.use_decoder_only_language_model: # OPT returns prompt + new tokens: keep the new ones
-            L = enc['input_ids'].shape[1] if 'input_ids' in enc else b.config.num_query_tokens + 1 # placeholders + BOS
-            gen = gen[:, L:]
-        outs += [s.strip() for s in processor.batch_decode(gen, skip_special_tokens=True)]
+        prompts = [collate.parts(e)[0] for e in exs] if hasattr(collate, 'parts') else None
+        outs += generate_texts(model, processor, [load_image(e['image']) for e in exs], prompts if prompts and any(prompts) else None,
+                               batch_size=batch_size, max_new_tokens=max_new_tokens, do_sample=False)
     return outs
 
 def _evaluate(self, eval_dataset=None, # default: the trainer's eval set
@@ -253,7 +257,7 @@ def _evaluate(self, eval_dataset=None, # default: the trainer's eval set
     if self.eval_examples is not None and self.is_world_process_zero():
         from blip2_lora.metrics import caption_metrics
         self.model.eval()
-        preds = _generate(self.model, self.processor, self.eval_examples, self.data_collator.collate, self.max_new_tokens)
+        preds = _predict(self.model, self.processor, self.eval_examples, self.data_collator.collate, self.max_new_tokens)
         refs = [e['answer'] if self.task == 'vqa' else e['text'] for e in self.eval_examples]
         cm = {f'{metric_key_prefix}_{k}': v for k, v in caption_metrics(preds, refs).items() if k != 'n'}
         cm[f'{metric_key_prefix}_sample'] = preds[0]
@@ -348,25 +352,36 @@ class TrainResult:
 
 def _run_facts(config:TrainConfig, meta:dict|None)->dict: return dict(asdict(config), **(meta or {}))
 
-def _default_collator(processor, config:TrainConfig):
+def _default_collator(processor, config:TrainConfig, model=None):
+    "The data collator `train` uses: targets end with the token `model` stops generating at."
     from blip2_lora.data import Collator
-    return Collator(processor, task=config.task, max_length=config.max_length)
+    return Collator(processor, task=config.task, max_length=config.max_length,
+                    eos_token_id=None if model is None else stop_token_id(model))
 
 # %% ../nbs/05_train.ipynb #01795fef
+def _amp(config:TrainConfig, model)->str|None:
+    "'bf16', 'fp16' or None: the mixed precision of the run (the policy's for `model` unless the config says otherwise)."
+    p = 'bf16' if config.bf16 else config.precision
+    if p == 'auto': return amp_mode(model) if model is not None else None
+    if p == 'fp16' and (model is None or model_device(model).type != 'cuda'): raise Blip2LoraError('fp16 mixed precision needs a GPU: use precision fp32 or bf16 on the CPU')
+    return None if p == 'fp32' else p
+
 def training_args(config:TrainConfig, # the run's configuration
                   has_eval:bool=False, # evaluate once per epoch
+                  model:nn.Module|None=None, # the model to train: its device and load dtype set the mixed precision (None: CPU, fp32)
                  )->TrainingArguments:
-    "The `TrainingArguments` for `config`: checkpoints in `output_dir/checkpoints`, gloo on CPU, `trainer_args` on top."
-    cuda = torch.cuda.is_available()
+    "The `TrainingArguments` for `config` and `model`: precision policy, device, checkpoints in `output_dir/checkpoints`, `trainer_args` on top."
+    on_cpu = model_device(model).type == 'cpu' if model is not None else not torch.cuda.is_available()
+    amp = _amp(config, model)
     kw = dict(output_dir=str(Path(config.output_dir)/'checkpoints'), **config.steps_args(),
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, warmup_steps=config.warmup_steps,
-        weight_decay=0.0, seed=config.seed, data_seed=config.seed, bf16=config.bf16,
+        weight_decay=0.0, seed=config.seed, data_seed=config.seed, bf16=amp == 'bf16', fp16=amp == 'fp16', # fp16: loss scaling
         activation_checkpointing=config.gradient_checkpointing, activation_checkpointing_kwargs=dict(use_reentrant=False),
         logging_steps=1, save_strategy='steps', save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         eval_strategy='epoch' if has_eval else 'no', report_to='none', remove_unused_columns=False,
-        label_names=['labels'], dataloader_num_workers=0, disable_tqdm=False, use_cpu=not cuda,
-        ddp_backend='gloo' if not cuda and int(os.environ.get('WORLD_SIZE', '1')) > 1 else None, ddp_find_unused_parameters=False)
+        label_names=['labels'], dataloader_num_workers=0, disable_tqdm=False, use_cpu=on_cpu, # a CPU model stays on the CPU
+        ddp_backend='gloo' if on_cpu and int(os.environ.get('WORLD_SIZE', '1')) > 1 else None, ddp_find_unused_parameters=False)
     try: return TrainingArguments(**{**kw, **config.trainer_args})
     except TypeError as e: raise Blip2LoraError(f'bad trainer_args: {e}; see transformers.TrainingArguments') from None
 
@@ -387,7 +402,7 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     if len(train_data) == 0: raise Blip2LoraError('the training data is empty: give at least one example')
     if config.cache and trainable_tower_params(model): build_feature_cache(model, [], None)  # raises: towers must be frozen
     out = Path(config.output_dir)
-    args = training_args(config, eval_data is not None)  # under torchrun this joins the process group
+    args = training_args(config, eval_data is not None, model)  # under torchrun this joins the process group
     main, barrier = args.process_index == 0, (lambda: torch.distributed.barrier() if torch.distributed.is_initialized() else None)
     check_output(out, config.resume, config.overwrite, json.loads(json.dumps(_run_facts(config, meta), default=str)))
     barrier()                                             # every process has checked `out` before the first writes
@@ -398,7 +413,10 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
         (out/'versions.json').write_text(json.dumps(versions(config.seed), indent=1))
     barrier()
     resume_from = last_checkpoint(out/'checkpoints') if config.resume else None
-    collate = collator or _default_collator(processor, config)
+    collate = collator or _default_collator(processor, config, model)
+    stop = stop_token_id(model)
+    if getattr(collate, 'eos_token_id', stop) != stop:
+        warnings.warn(f'the collator ends targets with token {collate.eos_token_id} but generate stops at {stop}: captions will not stop; pass Collator(..., eos_token_id=stop_token_id(model))')
     cache = None
     if config.cache:
         cache = dict(train=build_feature_cache(model, train_data, collate, config.batch_size))
@@ -408,7 +426,7 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
                            eval_dataset=None if eval_data is None else _Indexed(keep(eval_data), 'eval'),
                            data_collator=_Batcher(collate, cache), callbacks=callbacks, run_dir=out, processor=processor,
                            task=config.task, max_new_tokens=config.max_new_tokens, eval_examples=eval_data)
-    if trainer.pop_callback(ProgressCallback): trainer.add_callback(_QuietProgress)
+    if trainer.pop_callback(ProgressCallback): trainer.add_callback(_QuietProgress if sys.stderr.isatty() else _PlainProgress)
     gc.freeze()  # the Trainer's start calls accelerate's free_memory: a full gc.collect() over every object torch/transformers hold (~0.25 s); frozen ones are skipped
     try:
         with _no_hub_lookup_noise(): res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -434,7 +452,7 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
              data=None, # training data: folder, `save_to_disk` folder, Hub id, `synthetic:N[:SEED]` or a Dataset (--data)
              output:str|Path='blip2-lora-run', # run folder (--output)
              task:str='caption', # 'caption' or 'vqa' (--task)
-             quant:str='none', # 'none', 'int8' or 'nf4' (--quant)
+             quant:str='auto', # 'none', 'int8', 'nf4', or 'auto': the fastest that fits the GPU by `plan()` (none on the CPU) (--quant)
              targets:str='seed', # LoRA preset, see `blip2_lora.lora.PRESETS` (--targets)
              lora_r:int=16, # LoRA rank (--lora-r)
              lora_alpha:float=32, # LoRA alpha (--lora-alpha)
@@ -448,7 +466,9 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
              resume:bool=False, # continue the run in `output` from its last complete checkpoint (--resume)
              overwrite:bool=False, # reuse a non-empty `output` (--overwrite)
              cache:bool=True, # frozen-tower feature cache (--no-cache turns it off)
-             bf16:bool=False, # bfloat16 autocast (--bf16)
+             bf16:bool=False, # deprecated (--bf16): bfloat16 autocast; the precision policy already picks bf16 on Ampere+ GPUs
+             device:str='auto', # 'auto' (this process's GPU under torchrun, else the CPU), 'cpu', 'cuda:N' (--device)
+             dtype:str='auto', # what is not quantized: 'auto' (fp32 CPU, bf16 Ampere+ GPU, fp16 + loss scaling older GPU), float32, bfloat16, float16 (--dtype)
              gradient_checkpointing:bool=False, # (--gradient-checkpointing; always on for int8/nf4)
              seed:int=0, # LoRA init, data order, dropout (--seed)
              save_steps:int=50, # checkpoint every N steps
@@ -462,9 +482,16 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
     from blip2_lora.lora import PRESETS, add_lora, lora_config
     from blip2_lora.data import load_data
     if data is None: raise Blip2LoraError('no training data: pass --data FOLDER (imagefolder with metadata.jsonl/csv), a save_to_disk folder, a Hub id or synthetic:N')
-    if quant not in QUANTS: raise Blip2LoraError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}")
+    if quant not in QUANTS + ('auto',): raise Blip2LoraError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}, auto")
+    dev = pick_device(device); pick_dtype(dev, dtype)   # bad names fail here, before anything is loaded
     if targets not in PRESETS: raise Blip2LoraError(f"unknown LoRA preset {targets!r}: choose one of {', '.join(PRESETS)}")
     lora_config(targets, lora_r, lora_alpha, lora_dropout)  # checks r, alpha, dropout
+    if quant == 'auto' and dev.type != 'cuda': quant = 'none'   # the CPU: fp32, nothing quantized
+    elif quant == 'auto':
+        from blip2_lora.quant import auto_quant
+        quant, p = auto_quant(model, dev, dtype=dtype, lora_preset=targets, r=lora_r, batch_size=batch_size, seq_len=64,
+                              gradient_checkpointing=gradient_checkpointing)
+        print(f'--quant auto: {p.line()}', flush=True)   # the choice and its plan, in one line
     cfg = TrainConfig(output_dir=str(output), task=task, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                       grad_accum=grad_accum, lr=lr, seed=seed, bf16=bf16, save_steps=save_steps, cache=cache, resume=resume,
                       overwrite=overwrite, gradient_checkpointing=gradient_checkpointing or quant != 'none')
@@ -476,7 +503,7 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
     train_ds = load_data(data, task, **cols)
     eval_ds = None if eval_data is None else load_data(eval_data, task, **cols)
     processor = load_processor(model)
-    base = load_model(model, quant=quant)
+    base = load_model(model, quant=quant, dtype=dtype, device=dev)
     if quant != 'none':
         from peft import prepare_model_for_kbit_training
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=True, gradient_checkpointing_kwargs=dict(use_reentrant=False))
