@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM ?= false
 WORKERS ?= 2
 NBDEV_SKIP ?= ^[_.]
 
-.PHONY: install test check-sync nbtest pytest demo lab docs docs-check clean
+.PHONY: install test check-sync nbtest pytest demo lab docs docs-check clean test-gpu gpu-pack
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ docs: $(STAMP)         ## docs site offline: nbdev proc_nbs() -> mkdocs-material
 SHOTS ?= _docs/_screenshots
 docs-check: docs       ## every page in headless Chromium (SKIPPED loudly without chromium); `SHOTS=docs` updates docs/*.png
 	$(BIN)/python tools/docs.py check --shots $(SHOTS)
+
+# The GPU lane: on a CUDA machine, placement tests on the GPU, the full-size benchmark and the tutorial's cuda cells,
+# one table at the end (tools/gpu_lane.py); without CUDA it refuses with one line. The GPU image has its own torch:
+# `make test-gpu GPU_PY=python3` there, after `make gpu-pack` here (carry .gpu). Dry run on the CPU: GPU_ARGS=--dry-run.
+GPU_PY   ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+GPU_ARGS ?=
+test-gpu:
+	$(GPU_PY) tools/gpu_lane.py $(GPU_ARGS)
+
+gpu-pack:              ## wheels the GPU image lacks, into .gpu/ (git-ignored)
+	bash tools/gpu_pack.sh
 
 demo: $(STAMP)
 	$(BIN)/blip2-lora demo

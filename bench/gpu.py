@@ -23,23 +23,29 @@ warnings.filterwarnings('ignore', message='.*(gradient_checkpointing_enable|is_g
 GiB = 2**30
 
 def build(out:Path, dry_run:bool, device)->Path:
-    "Write a random-weight model folder: blip2-opt-2.7b in fp16 (GPU), or the tiny BLIP-2 (dry run)."
+    """Write a random-weight model folder: blip2-opt-2.7b in fp16 (GPU), or the tiny BLIP-2 (dry run).
+
+    The full-size folder also holds a processor (the tiny byte-level tokenizer, 224-px images, 32 placeholders) whose
+    `<image>` id the config uses, so the tutorial's `cuda` cells can load it in place of the Hub id."""
     import torch
     from transformers import Blip2ForConditionalGeneration
-    from blip2_lora.models import real_config, tiny_blip2
+    from blip2_lora.models import real_config, tiny_blip2, tiny_processor
     if dry_run: return tiny_blip2(out)
+    proc = tiny_processor('opt', image_size=224, num_query_tokens=32)
     cfg = real_config('Salesforce/blip2-opt-2.7b')
+    cfg.image_token_id = cfg.image_token_index = proc.tokenizer.convert_tokens_to_ids('<image>')
     old = torch.get_default_dtype(); torch.set_default_dtype(torch.float16)
     try:
         with torch.device(device): model = Blip2ForConditionalGeneration(cfg)
     finally: torch.set_default_dtype(old)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True); proc.save_pretrained(out)
     del model; gc.collect(); torch.cuda.empty_cache()
     return out
 
-def inputs(model, batch:int, n_text:int, device, dtype, seed:int=0)->dict:
-    "A training batch as tensors: `<image>` placeholders + random text ids, random pixels; labels on the text."
+def inputs(model, batch:int, n_text:int, seed:int=0)->dict:
+    "A training batch as tensors on the model's device (`to_device`): `<image>` placeholders + random text ids, random pixels."
     import torch
+    from blip2_lora.models import to_device
     g = torch.Generator().manual_seed(seed)
     cfg = model.config
     nq, size, V = cfg.num_query_tokens, cfg.vision_config.image_size, cfg.text_config.vocab_size
@@ -48,17 +54,16 @@ def inputs(model, batch:int, n_text:int, device, dtype, seed:int=0)->dict:
     ids = torch.cat([torch.full((batch, nq), img), text], 1)
     labels = ids.masked_fill(ids == img, -100)
     pix = torch.randn(batch, 3, size, size, generator=g)
-    return dict(pixel_values=pix.to(device, dtype), input_ids=ids.to(device), attention_mask=torch.ones_like(ids).to(device),
-                labels=labels.to(device))
+    return to_device(dict(pixel_values=pix, input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels), model)
 
 def sync(device):
     import torch
     if device.type == 'cuda': torch.cuda.synchronize()
 
-def caption_latency(model, device, dtype, new_tokens:int, repeats:int)->float:
+def caption_latency(model, device, new_tokens:int, repeats:int)->float:
     "Median seconds for one greedy caption of exactly `new_tokens` tokens (batch 1)."
     import torch
-    b = inputs(model, 1, 0, device, dtype)
+    b = inputs(model, 1, 0)
     bos = model.config.text_config.bos_token_id
     ids = torch.cat([b['input_ids'], torch.full((1, 1), bos, device=device)], 1)
     kw = dict(pixel_values=b['pixel_values'], input_ids=ids, attention_mask=torch.ones_like(ids),
@@ -71,24 +76,29 @@ def caption_latency(model, device, dtype, new_tokens:int, repeats:int)->float:
     assert out.shape[1] - ids.shape[1] == new_tokens, out.shape
     return sorted(ts)[len(ts) // 2]
 
-def train_steps(model, quant:str, batches:list[int], steps:int, n_text:int, device, dtype)->dict:
-    "LoRA (seed, r=16) with gradient checkpointing: per batch size, median s/step, samples/s, peak GPU memory."
+def train_steps(model, quant:str, batches:list[int], steps:int, n_text:int, device)->dict:
+    "LoRA (seed, r=16) with gradient checkpointing, under the precision policy's autocast: per batch size, median s/step, samples/s, peak GPU memory."
     import torch
     from blip2_lora.lora import add_lora
+    from blip2_lora.models import amp_mode
     from peft import prepare_model_for_kbit_training
     if quant != 'none': model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs=dict(use_reentrant=False))
     else: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
     torch.manual_seed(0)
     pm = add_lora(model, 'seed', r=16, alpha=32, dropout=0.05).train()
     opt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=1e-4)
+    amp = amp_mode(model)                                # 'bf16' on an H100/H200, as the Trainer would run it
+    ac = dict(device_type='cuda', dtype=torch.bfloat16 if amp == 'bf16' else torch.float16, enabled=amp is not None)
+    scaler = torch.amp.GradScaler('cuda', enabled=amp == 'fp16')  # fp16 (T4/V100): loss scaling, as Trainer(fp16=True)
     res = {}
     for B in batches:
-        batch = inputs(model, B, n_text, device, dtype, seed=B)
+        batch = inputs(model, B, n_text, seed=B)
         if device.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
         ts, losses = [], []
         for i in range(steps + 1):                       # the first step warms up
             sync(device); t0 = time.perf_counter()
-            loss = pm(**batch).loss; loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+            with torch.autocast(**ac): loss = pm(**batch).loss
+            scaler.scale(loss).backward(); scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
             sync(device); losses.append(loss.item())
             if i: ts.append(time.perf_counter() - t0)
         s = sorted(ts)[len(ts) // 2]
@@ -96,6 +106,20 @@ def train_steps(model, quant:str, batches:list[int], steps:int, n_text:int, devi
         res[B] = dict(step_s=s, samples_s=B / s, peak=peak, loss=losses[-1])
         del batch
     return res
+
+TARGETS = {'int8': 8 * GiB, 'nf4': 5 * GiB}   # peak GPU memory of the seed recipe at batch 2 (issue 13)
+
+def verdicts(rows:list, batches:list[int], batch:int=2)->list[str]:
+    "One line per target: int8 peak <= 8 GiB and nf4 <= 5 GiB at batch 2, plan() within 10% of the measured peak."
+    out = []
+    for r in rows:
+        t = r['train'].get(batch)
+        if t is None or t['peak'] is None: continue
+        err = t['plan'] / t['peak'] - 1
+        out.append(f"{r['quant']}: plan within 10% of the measured peak at batch {batch}: {'MET' if abs(err) <= .10 else 'MISSED'} ({err:+.1%})")
+        if r['quant'] in TARGETS:
+            out.append(f"{r['quant']}: peak {t['peak'] / GiB:.2f} GiB <= {TARGETS[r['quant']] / GiB:.0f} GiB: {'MET' if t['peak'] <= TARGETS[r['quant']] else 'MISSED'}")
+    return out
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -108,12 +132,12 @@ def main(argv=None):
     ap.add_argument('--json', help='also write the results to this file')
     args = ap.parse_args(argv)
     import torch
-    from blip2_lora.models import load_model, n_params
+    from blip2_lora.models import load_model, n_params, pick_device, pick_dtype
     from blip2_lora.quant import plan, true_weight_bytes
     T0 = time.perf_counter()
     cuda = torch.cuda.is_available() and not args.dry_run
     if not cuda and not args.dry_run: raise SystemExit('no CUDA device: run this on the GPU machine, or pass --dry-run (CPU, tiny model)')
-    device, dtype = (torch.device('cuda'), torch.float16) if cuda else (torch.device('cpu'), torch.float32)
+    device = pick_device('auto' if cuda else 'cpu'); dtype = pick_dtype(device)   # the precision policy: bf16 on Ampere+
     steps = args.steps or (5 if cuda else 1); repeats = args.repeats or (3 if cuda else 1)
     batches = [int(b) for b in args.batches.split(',')]
     work = Path(args.workdir or tempfile.mkdtemp(prefix='bench-gpu-'))
@@ -127,18 +151,19 @@ def main(argv=None):
         if time.perf_counter() - T0 > args.budget_s: skipped.append(q); continue
         gc.collect()
         if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-        dm = {'': 0} if cuda else None  # fp16 too: load_model puts only quantized models on the GPU by itself
-        t0 = time.perf_counter(); model = load_model(mdir, quant=q, dtype=dtype, device_map=dm); t_load = time.perf_counter() - t0
-        row = dict(quant={'none': 'fp16' if cuda else 'fp32'}.get(q, q), load_s=t_load, weights=true_weight_bytes(model),
-                   n_params=n_params(model), caption_s=caption_latency(model, device, dtype, args.new_tokens, repeats))
+        t0 = time.perf_counter(); model = load_model(mdir, quant=q, device=device); t_load = time.perf_counter() - t0
+        assert model.device == device, (model.device, device)   # load_model placed it, quantized or not
+        row = dict(quant={'none': str(dtype).replace('torch.', '').replace('float', 'fp').replace('bfloat', 'bf')}.get(q, q),
+                   load_s=t_load, weights=true_weight_bytes(model), n_params=n_params(model),
+                   caption_s=caption_latency(model, device, args.new_tokens, repeats))
         # a fresh load for training: clean peak memory, and bitsandbytes repacks NF4 weights for CPU inference,
         # after which they cannot be trained (CPU dry run)
         del model; gc.collect()
         if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-        row['train'] = train_steps(load_model(mdir, quant=q, dtype=dtype, device_map=dm), q, batches, steps, args.text_tokens, device, dtype)
+        row['train'] = train_steps(load_model(mdir, quant=q, device=device), q, batches, steps, args.text_tokens, device)
         for B in batches:
             p = plan(str(mdir), quant=q, batch_size=B, seq_len=args.text_tokens, gradient_checkpointing=True,
-                     dtype='float16' if cuda else 'float32')
+                     dtype=str(dtype).replace('torch.', ''))
             row['train'][B]['plan'] = p.total - p.cuda_context
         rows.append(row)
         print(f"{row['quant']}: loaded in {t_load:.1f} s, caption {1000 * row['caption_s']:.0f} ms, "
@@ -159,6 +184,7 @@ def main(argv=None):
             line += f" {t['step_s']:10.3f} {t['samples_s']:11.2f} {fmt(t['peak']):>13} {t['plan'] / U:13.2f}"
         print(line)
     if skipped: print(f"skipped (over the --budget-s {args.budget_s:.0f} s guard): {', '.join(skipped)}")
+    for line in verdicts(rows, batches): print(line)
     total = time.perf_counter() - T0
     print(f'total {total:.0f} s' + ('' if args.dry_run else f" ({'within' if total <= 480 else 'OVER'} the 8-min target)"))
     if args.json: Path(args.json).write_text(json.dumps(dict(model=name, device=str(device), rows=rows, skipped=skipped, total_s=total), indent=1, default=str))
