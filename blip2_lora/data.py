@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_data.ipynb #e42e3e1e
 from __future__ import annotations
-import io, csv, json, random, warnings
+import io, os, csv, json, random, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -156,21 +156,31 @@ def load_image(x, # a PIL image, a path, bytes, a `datasets` dict {'bytes', 'pat
 # %% ../nbs/04_data.ipynb #6eedac24
 VQA_PROMPT = 'Question: {question} Answer:' # the BLIP-2 paper's VQA prompt
 
+def _inside(folder:Path, file_name:str)->str|None:
+    "`folder/file_name` normalised, or None when it lies outside `folder` (absolute, or climbing out with `..`)."
+    p = os.path.normpath(os.path.join(folder, file_name))   # an absolute file_name replaces folder here
+    root = os.path.abspath(folder)
+    return p if os.path.commonpath([root, os.path.abspath(p)]) == root else None
+
 def _read_metadata(folder:Path)->list[dict]:
-    "Rows of an imagefolder's metadata.jsonl / metadata.csv, with `file_name` made into a path."
+    "Rows of an imagefolder's metadata.jsonl / metadata.csv, with `file_name` made into a path inside `folder`."
     jl, cv = folder/'metadata.jsonl', folder/'metadata.csv'
-    rows = []
+    rows, lines = [], []                      # lines: where each row starts in the metadata file (1-based)
     if jl.exists():
         for i, line in enumerate(jl.read_text(encoding='utf-8').splitlines()):
             if not line.strip(): continue
-            try: rows.append(json.loads(line))
+            try: rows.append(json.loads(line)); lines.append(i + 1)
             except json.JSONDecodeError as e: raise Blip2LoraError(f'{jl} line {i+1} is not valid JSON ({e.msg}): fix that line') from None
     else:
-        with open(cv, newline='', encoding='utf-8') as f: rows = list(csv.DictReader(f))
+        with open(cv, newline='', encoding='utf-8') as f:
+            rd = csv.DictReader(f); n = 2
+            for r in rd: rows.append(r); lines.append(n); n = rd.line_num + 1
     meta = jl if jl.exists() else cv
-    for r in rows:
+    for i, (r, ln) in enumerate(zip(rows, lines)):
         if 'file_name' not in r: raise Blip2LoraError(f'{meta} has a row without file_name: every row must name its image, e.g. {{"file_name": "0001.png", "text": "..."}}')
-        r['file_name'] = str(folder/r['file_name'])
+        p = _inside(folder, str(r['file_name']))
+        if p is None: raise Blip2LoraError(f"{meta} row {i} (line {ln}) has file_name {str(r['file_name'])!r}, outside the data folder {folder}: copy the image into the folder and give its path relative to it")
+        r['file_name'] = p
     return rows
 
 def _imagefolder(folder:Path)->datasets.Dataset:
@@ -304,14 +314,18 @@ class Collator:
         "A batch: `pixel_values`, `input_ids`, `attention_mask`, `labels` (-100 where no loss)."
         return {'pixel_values': self.pixels(rows), **self.text(rows)}
 
+    def _tok(self, text:str, **kw):
+        "Tokenize `text` as plain text: '<image>' or '</s>' written in a caption are characters, not special tokens."
+        return self.tok(text, split_special_tokens=True, **kw)
+
     def _encode(self, prompt:str, target:str)->tuple[list[int], list[int], bool]:
         "Text ids (no placeholders) and labels of one row, cut to `max_length`; also whether it was cut."
-        tok, L = self.tok, self.max_length
+        tok, L = self._tok, self.max_length
         if self.encoder_decoder: # prompt -> encoder, target (+ T5's EOS) -> labels
             ids = tok(prompt).input_ids
             if len(ids) > L: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {len(ids)} tokens, more than max_length={L}: raise max_length')
             lab = tok(target).input_ids
-            if lab and lab[-1] == tok.eos_token_id: lab = lab[:-1]  # the tokenizer's EOS is replaced by the stop token
+            if lab and lab[-1] == self.tok.eos_token_id: lab = lab[:-1]  # the tokenizer's EOS is replaced by the stop token
             cut = len(lab) + 1 > L
             return ids, lab[:L-1] + [self.eos_token_id], cut
         sep = ' ' if prompt else ''
@@ -359,7 +373,7 @@ class Collator:
         rows = [dict(zip(cols, v)) for v in zip(*(data[c] if isinstance(data, datasets.Dataset) else [r[c] for r in data] for c in cols))]
         n = 0
         for p, t in map(self.parts, rows):
-            if self.encoder_decoder: n += len(self.tok(t).input_ids) > self.max_length
-            else: n += len(self.tok(p + (' ' if p else '') + t).input_ids) + 1 > self.max_length
+            if self.encoder_decoder: n += len(self._tok(t).input_ids) > self.max_length
+            else: n += len(self._tok(p + (' ' if p else '') + t).input_ids) + 1 > self.max_length
         if n and warn: warnings.warn(f'{n} of {len(rows)} rows have more than max_length={self.max_length} text tokens: they will be ' + ('cut' if self.overflow == 'warn' else 'refused') + '; raise max_length to keep them whole')
         return n

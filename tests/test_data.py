@@ -195,3 +195,44 @@ def test_load_image_bomb_header_and_truncated_jpeg():
     j = io.BytesIO(); Image.effect_noise((64, 64), 50).convert('RGB').save(j, 'JPEG')
     for cut in (600, len(j.getvalue()) // 2):
         with pytest.raises(Blip2LoraError, match='(?i)h.jpg is not a readable image .*truncated'): load_image(j.getvalue()[:cut], name='h.jpg')
+
+# --- issue 15: paths outside the data folder, special-token text -----------------------------------------------
+@pytest.mark.parametrize('fmt', ['jsonl', 'csv'])
+def test_imagefolder_refuses_paths_outside(tmp_path, fmt):
+    src = synthetic(3, seed=3)
+    f = _imagefolder(tmp_path/'f', src)
+    (f/'sub').mkdir(); src[0]['image'].save(f/'sub'/'s.png'); src[1]['image'].save(tmp_path/'outside.png')
+    ok = [{'file_name': 'sub/s.png', 'text': 'a'}, {'file_name': 'sub/../1.png', 'text': 'b'}, {'file_name': str(f/'2.png'), 'text': 'c'}]
+    def write(rows):
+        (f/'metadata.jsonl').unlink(missing_ok=True); (f/'metadata.csv').unlink(missing_ok=True)
+        if fmt == 'jsonl': (f/'metadata.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+        else: (f/'metadata.csv').write_text('file_name,text\n' + ''.join(f"{r['file_name']},{r['text']}\n" for r in rows))
+    write(ok); assert load_data(f)['text'] == ['a', 'b', 'c']       # inside the folder, however written: fine
+    for bad in ('../outside.png', str(tmp_path/'outside.png'), 'sub/../../outside.png'):
+        write(ok[:1] + [{'file_name': bad, 'text': 'x'}])
+        with pytest.raises(Blip2LoraError) as e: load_data(f)
+        msg = str(e.value)
+        assert f"row 1 (line {2 if fmt == 'jsonl' else 3})" in msg and repr(bad) in msg and 'outside' in msg and '\n' not in msg, msg
+
+SPECIAL = 'a <image> red </s> circle <pad> on the <unk> left'
+
+@pytest.mark.parametrize('name,task', [('blip2-lora/tiny-opt', 'caption'), ('blip2-lora/tiny-opt', 'vqa'),
+                                       ('blip2-lora/tiny-t5', 'caption'), ('blip2-lora/tiny-t5', 'vqa')])
+def test_special_token_text_is_plain_text(name, task):
+    "Captions, questions and answers holding special tokens' text: exactly num_query_tokens placeholders, labels decode to the text."
+    proc = load_processor(name); tok, nq = proc.tokenizer, proc.num_query_tokens
+    im = _rows(2, seed=4)
+    if task == 'caption': rows = [dict(image=im[0]['image'], text=SPECIAL), dict(image=im[1]['image'], text='<image>')]
+    else: rows = [dict(image=im[0]['image'], question='is <image> a </s>?', answer=SPECIAL), dict(image=im[1]['image'], question='<pad>', answer='</s>')]
+    c = Collator(proc, task=task); b = c(rows)
+    assert (b['input_ids'] == c.image_token_id).sum(1).tolist() == [nq, nq]
+    assert (b['input_ids'][:, :nq] == c.image_token_id).all()
+    for i, r in enumerate(rows):
+        lab = b['labels'][i][b['labels'][i] != -100].tolist()
+        assert lab[-1] == c.eos_token_id and c.eos_token_id not in lab[:-1] and tok.pad_token_id not in lab
+        assert tok.decode(lab[:-1]).strip() == (r['text'] if task == 'caption' else r['answer'])
+        if task == 'vqa' and not c.encoder_decoder:
+            n = int(b['attention_mask'][i].sum())
+            assert tok.decode(b['input_ids'][i, nq:n]) == f"</s>Question: {r['question']} Answer: {r['answer']}</s>"
+    assert c.count_long(rows, warn=False) == 0
+    with torch.no_grad(): load_model(name)(**b)      # was: RuntimeError (image features and placeholders differ)
