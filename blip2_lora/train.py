@@ -15,10 +15,10 @@ from .models import (Blip2LoraError, DEFAULT_MODEL, QUANTS, load_model, load_pro
                                model_device, amp_mode, pick_device, pick_dtype, stop_token_id, generate_texts)
 
 # %% auto #0
-__all__ = ['TOWERS', 'COMPLETE', 'RUN_FILE', 'OUR_FILES', 'OUR_DIRS', 'TrainConfig', 'trainable_tower_params', 'frozen_towers',
-           'image_features', 'build_feature_cache', 'NonFiniteLoss', 'Blip2Trainer', 'last_checkpoint', 'drop_torn',
-           'versions', 'check_output', 'clear_output', 'prepare_output', 'plot_losses', 'TrainResult', 'training_args',
-           'train', 'finetune']
+__all__ = ['TOWERS', 'COMPLETE', 'RUN_FILE', 'OUR_FILES', 'OUR_DIRS', 'TEMPORARIES', 'RESUME_MAY_CHANGE', 'TrainConfig',
+           'trainable_tower_params', 'frozen_towers', 'image_features', 'build_feature_cache', 'NonFiniteLoss',
+           'Blip2Trainer', 'last_checkpoint', 'drop_torn', 'text_metrics', 'versions', 'check_output', 'clear_output',
+           'prepare_output', 'plot_losses', 'TrainResult', 'training_args', 'train', 'finetune']
 
 # %% ../nbs/05_train.ipynb #d0617084
 @dataclass
@@ -139,6 +139,7 @@ def build_feature_cache(model:nn.Module, # BLIP-2 with frozen towers
 COMPLETE = 'COMPLETE' # marker written into a checkpoint folder once it is fully saved
 
 from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_utils import rotate_checkpoints
 import contextlib
 
 @contextlib.contextmanager
@@ -192,23 +193,33 @@ class Blip2Trainer(Trainer):
             inputs['pixel_values'] = None
             inputs['mm_encoder_outputs'] = {'image': BaseModelOutputWithVisionQformerOutputs(pooler_output=feats)}
         res = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        loss = res[0] if return_outputs else res
-        if model.training and not torch.isfinite(loss.detach()).all():
-            last = last_checkpoint(Path(self.args.output_dir))
-            raise NonFiniteLoss(f'non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}: training stopped; '
-                                f"last good checkpoint: {last or 'none yet'}; lower --lr or check the data"
-                                + ('; in fp16 (GPUs without bf16: T4, V100) also try --dtype float32' if self.args.fp16 else ''))
+        if model.training: self._stop_if_not_finite(res[0] if return_outputs else res)
         return res
+
+    def _stop_if_not_finite(self, loss:torch.Tensor):
+        "Raise `NonFiniteLoss` on every process, with one message, if the loss of any process is NaN or infinite."
+        ls = loss.detach().float().reshape(1)                                       # (1,)
+        if self.args.world_size > 1: ls = self.accelerator.gather(ls)              # (world_size,): every process's loss
+        bad = [i for i, ok in enumerate(torch.isfinite(ls).tolist()) if not ok]
+        if not bad: return
+        last = last_checkpoint(Path(self.args.output_dir))
+        on = f' on process {bad[0]} of {len(ls)}' if len(ls) > 1 else ''
+        raise NonFiniteLoss(f'non-finite training loss ({ls[bad[0]].item()}{on}) at step {self.state.global_step + 1}: training stopped; '
+                            f"last good checkpoint: {last or 'none yet'}; lower --lr or check the data"
+                            + ('; in fp16 (GPUs without bf16: T4, V100) also try --dtype float32' if self.args.fp16 else ''))
 
     def floating_point_ops(self, inputs): # a batch (no `pixel_values` when cached)
         "Rough FLOPs for Trainer's logs, from `input_ids` alone (the cache removes `pixel_values`)."
         return 6 * inputs['input_ids'].numel() * self.n_params
 
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+        limit, self.args.save_total_limit = self.args.save_total_limit, None   # no rotation inside the Trainer's save...
+        try: super()._save_checkpoint(model, trial)
+        finally: self.args.save_total_limit = limit
         if self.args.should_save:
-            d = Path(self.args.output_dir)/f'checkpoint-{self.state.global_step}'
-            (d/COMPLETE).write_text(f'{self.state.global_step}\n')
+            run_dir = Path(self._get_output_dir(trial=trial))
+            (run_dir/f'checkpoint-{self.state.global_step}'/COMPLETE).write_text(f'{self.state.global_step}\n')
+            rotate_checkpoints(str(run_dir), limit, self.state.best_model_checkpoint)  # ...only once this one is complete
 
 # %% ../nbs/05_train.ipynb #1d204566
 def _ckpts(ckpt_dir:Path)->list[Path]:
@@ -225,22 +236,20 @@ def last_checkpoint(ckpt_dir:Path, # the Trainer's output_dir (holds checkpoint-
 
 def drop_torn(ckpt_dir:Path, # the Trainer's output_dir (holds checkpoint-N folders)
              )->list[Path]:
-    "Move checkpoint folders without the `COMPLETE` marker aside; return their new paths."
-    moved = []
-    for d in _ckpts(ckpt_dir):
-        if not (d/COMPLETE).exists():
-            dest = d.with_name(f'torn-{d.name}')
-            if dest.exists(): shutil.rmtree(dest)
-            d.rename(dest); moved.append(dest)
-    return moved
+    "Delete checkpoint folders without the `COMPLETE` marker (and `torn-*` folders older versions set aside); return them."
+    ckpt_dir = Path(ckpt_dir)
+    torn = [d for d in _ckpts(ckpt_dir) if not (d/COMPLETE).exists()]
+    torn += sorted(ckpt_dir.glob('torn-checkpoint-*')) if ckpt_dir.is_dir() else []
+    for d in torn: shutil.rmtree(d)
+    return torn
 
 # %% ../nbs/05_train.ipynb #0019cc67
-def _predict(model, processor, examples, collate, max_new_tokens:int, batch_size:int=16)->list[str]:
-    "Greedy captions (or answers to the collator's VQA prompt) for `examples`, images decoded one batch at a time."
+def _predict(model, processor, examples, collate, max_new_tokens:int, indices=None, batch_size:int=16)->list[str]:
+    "Greedy captions (or answers to the collator's VQA prompt) for `examples` (or those at `indices`), images decoded one batch at a time."
     from blip2_lora.data import load_image
-    outs = []
-    for i in range(0, len(examples), batch_size):
-        exs = [examples[j] for j in range(i, min(i + batch_size, len(examples)))]
+    idx, outs = list(range(len(examples)) if indices is None else indices), []
+    for i in range(0, len(idx), batch_size):
+        exs = [examples[j] for j in idx[i:i + batch_size]]
         prompts = [collate.parts(e)[0] for e in exs] if hasattr(collate, 'parts') else None
         outs += generate_texts(model, processor, [load_image(e['image']) for e in exs], prompts if prompts and any(prompts) else None,
                                batch_size=batch_size, max_new_tokens=max_new_tokens, do_sample=False)
@@ -254,22 +263,37 @@ def _evaluate(self, eval_dataset=None, # default: the trainer's eval set
     loss = metrics.get(f'{metric_key_prefix}_loss')
     best = loss is not None and (self.state.best_metric is None or loss < self.state.best_metric)
     if best: self.state.best_metric, self.state.best_global_step = loss, self.state.global_step  # same on every process
-    if self.eval_examples is not None and self.is_world_process_zero():
-        from blip2_lora.metrics import caption_metrics
+    if self.eval_examples is not None:
+        from accelerate.utils import gather_object
         self.model.eval()
-        preds = _predict(self.model, self.processor, self.eval_examples, self.data_collator.collate, self.max_new_tokens)
-        refs = [e['answer'] if self.task == 'vqa' else e['text'] for e in self.eval_examples]
-        cm = {f'{metric_key_prefix}_{k}': v for k, v in caption_metrics(preds, refs).items() if k != 'n'}
+        with self.accelerator.split_between_processes(list(range(len(self.eval_examples)))) as idx:  # this process's share
+            preds = _predict(self.model, self.processor, self.eval_examples, self.data_collator.collate, self.max_new_tokens, idx)
+        preds = gather_object(preds)                                       # every process's texts, in eval-set order
+        cm = {f'{metric_key_prefix}_{k}': v for k, v in text_metrics(self.task, preds, self.eval_examples).items() if k != 'n'}
         cm[f'{metric_key_prefix}_sample'] = preds[0]
         self.log(cm); metrics.update(cm)
-        if best: self.model.save_pretrained(self.run_dir/'best')
+    if best and self.eval_examples is not None and self.args.should_save:
+        with _atomic_dir(self.run_dir/'best') as tmp: self.model.save_pretrained(tmp)
     return metrics
+
+def text_metrics(task:str, # 'caption' or 'vqa'
+                 preds:list[str], # one generated text per example
+                 examples, # the eval rows (`text`, or `answer` / `answers`)
+                )->dict:
+    "VQA accuracy (VQAv2 normalisation) for 'vqa', caption metrics (BLEU-1..4, CIDEr, exact match) otherwise."
+    from blip2_lora.metrics import caption_metrics, vqa_accuracy
+    rows = _without_images(examples)                                       # no image decoding for the references
+    if task == 'vqa': return vqa_accuracy(preds, [r.get('answers') or r['answer'] for r in rows])
+    return caption_metrics(preds, [r['text'] for r in rows])
 Blip2Trainer.evaluate = _evaluate
 
 # %% ../nbs/05_train.ipynb #456bf1a7
 RUN_FILE = 'train_config.json' # its presence makes a folder a blip2-lora run folder
-OUR_FILES = ('adapter_config.json', 'adapter_model.safetensors', 'metrics.json', 'loss.png', 'versions.json', RUN_FILE, 'README.md')
+OUR_FILES = ('adapter_config.json', 'adapter_model.safetensors', 'metrics.json', 'loss.png', 'versions.json', RUN_FILE) # run folders without a `files` record
 OUR_DIRS = ('checkpoints', 'best')
+TEMPORARIES = ('.best.tmp', '.best.old', '.final.tmp', f'.{RUN_FILE}.tmp', '.versions.json.tmp') # left only by a killed run
+RESUME_MAY_CHANGE = ('max_steps', 'epochs', 'save_steps', 'save_total_limit', 'max_new_tokens', 'cache', 'gradient_checkpointing',
+                     'resume', 'overwrite', 'output_dir') # settings that do not change the steps already done
 
 def versions(seed:int|None=None, # the run's seed, recorded beside the versions
             )->dict:
@@ -298,23 +322,67 @@ def check_output(out:Path, # the run folder
         raise Blip2LoraError(f'output folder {out} is not empty and holds no blip2-lora run: choose a new folder or pass --overwrite')
     if resume and busy and not is_run:
         raise Blip2LoraError(f'cannot resume: {out} holds no blip2-lora run ({RUN_FILE} missing); choose the run folder or drop --resume')
-    if resume and is_run and config is not None:
-        try: old = json.loads((out/RUN_FILE).read_text())
-        except ValueError: old = {}
-        skip = {'resume', 'overwrite', 'output_dir'}
-        diff = [k for k in config if k not in skip and k in old and old[k] != config[k]]
-        if diff: raise Blip2LoraError(f'cannot resume {out} with different settings: {diff[0]} was {old[diff[0]]!r}, now {config[diff[0]]!r}; pass the same options as the first run')
+    if not (resume and is_run): return
+    last = last_checkpoint(out/'checkpoints')
+    if last is None:
+        torn = ', '.join(d.name for d in _ckpts(out/'checkpoints'))
+        raise Blip2LoraError(f'cannot resume {out}: it holds no complete checkpoint ({f"{torn} torn by a kill" if torn else "stopped before the first save"}); '
+                             'pass --overwrite to start over')
+    if config is None: return
+    try: old = json.loads((out/RUN_FILE).read_text())
+    except ValueError: old = {}
+    diff = [k for k in config if k not in RESUME_MAY_CHANGE and k in old and old[k] != config[k]]
+    if diff: raise Blip2LoraError(f'cannot resume {out} with different settings: {diff[0]} was {old[diff[0]]!r}, now {config[diff[0]]!r}; '
+                                  'only the length (max_steps, epochs) and saving options may change: pass the other options as the first run did')
+    done = int(last.name[len('checkpoint-'):])
+    if config.get('max_steps') is not None and config['max_steps'] < done:
+        raise Blip2LoraError(f'cannot resume {out}: max_steps {config["max_steps"]} is less than the {done} steps already done; pass --max-steps {done} or more')
+
+def _ours(out:Path)->list[str]:
+    "Names of the files in `out` this project wrote: the run file's `files` record (`OUR_FILES` for older runs; none if no run)."
+    try: rec = json.loads((Path(out)/RUN_FILE).read_text())
+    except (OSError, ValueError): return []
+    return list(rec.get('files', OUR_FILES)) if isinstance(rec, dict) else list(OUR_FILES)
 
 def clear_output(out:Path, # the run folder (already checked by `check_output`)
                  resume:bool=False, # set torn checkpoints aside
                  overwrite:bool=False, # remove our files and checkpoints; other files stay
                 ):
-    "The changes a run makes to `out` before training (main process only)."
+    "The changes a run makes to `out` before training (main process only): temporaries, torn checkpoints, our old files."
     out = Path(out)
-    if overwrite and out.exists():
-        for f in OUR_FILES: (out/f).unlink(missing_ok=True)
+    if not out.is_dir(): return
+    if (out/'.best.old').exists() and not (out/'best').exists(): (out/'.best.old').rename(out/'best')  # killed mid-swap
+    for t in TEMPORARIES: shutil.rmtree(out/t) if (out/t).is_dir() else (out/t).unlink(missing_ok=True)
+    if overwrite and (out/RUN_FILE).exists():
+        for f in _ours(out) + [RUN_FILE]: (out/f).unlink(missing_ok=True)
         for d in OUR_DIRS: shutil.rmtree(out/d, ignore_errors=True)
     if resume: drop_torn(out/'checkpoints')
+
+@contextlib.contextmanager
+def _atomic_dir(dst:Path):
+    "Yield a temporary sibling of folder `dst` to write into; on success it replaces `dst` (renames), on error it is removed."
+    dst = Path(dst); tmp, old = dst.with_name(f'.{dst.name}.tmp'), dst.with_name(f'.{dst.name}.old')
+    for d in (tmp, old): shutil.rmtree(d, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try: yield tmp
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
+    if dst.exists(): dst.rename(old)                      # a kill between these renames: `clear_output` renames it back
+    tmp.rename(dst); shutil.rmtree(old, ignore_errors=True)
+
+def _write_json(path:Path, obj):
+    "Write `obj` as JSON to `path` through a temporary file and a rename."
+    tmp = path.with_name(f'.{path.name}.tmp'); tmp.write_text(json.dumps(obj, indent=1, default=str)); os.replace(tmp, path)
+
+def _publish(tmp:Path, out:Path)->list[str]:
+    "Rename the files written into `tmp` into `out` (adapter config last), except a README.md over the user's; the names placed."
+    names, ours, placed = sorted(p.name for p in tmp.iterdir()), set(_ours(out)), []
+    for n in sorted(names, key=lambda n: n == 'adapter_config.json'):   # the config last: it makes `out` look like an adapter
+        if n == 'README.md' and (out/n).exists() and n not in ours: continue  # the user's README, not peft's model card
+        os.replace(tmp/n, out/n); placed.append(n)
+    rec = json.loads((out/RUN_FILE).read_text()); rec['files'] = sorted(set(rec.get('files', [])) | set(placed))
+    _write_json(out/RUN_FILE, rec)
+    shutil.rmtree(tmp)
+    return placed
 
 def prepare_output(out:Path, # the run folder
                    resume:bool=False, # continuing a run in `out`
@@ -409,8 +477,9 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     if main:
         clear_output(out, config.resume, config.overwrite)
         out.mkdir(parents=True, exist_ok=True)
-        (out/RUN_FILE).write_text(json.dumps(_run_facts(config, meta), indent=1, default=str))
-        (out/'versions.json').write_text(json.dumps(versions(config.seed), indent=1))
+        files = sorted(set(_ours(out) if config.resume else []) | {RUN_FILE, 'versions.json'})  # what this run folder holds of ours
+        _write_json(out/RUN_FILE, dict(_run_facts(config, meta), files=files))
+        _write_json(out/'versions.json', versions(config.seed))
     barrier()
     resume_from = last_checkpoint(out/'checkpoints') if config.resume else None
     collate = collator or _default_collator(processor, config, model)
@@ -431,6 +500,7 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     try:
         with _no_hub_lookup_noise(): res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     finally: gc.unfreeze()
+    trainer.accelerator.wait_for_everyone()               # process 0 has finished writing best/ before anyone reads it
     metrics = dict(res.metrics)
     if eval_data is not None and trainer.state.best_global_step is not None and (out/'best').exists():
         from peft import set_peft_model_state_dict
@@ -441,10 +511,15 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     if evals: metrics['eval'] = {k: v for h in evals for k, v in h.items()}  # last value of each eval metric
     if main:
         for c in model.peft_config.values(): c.base_model_name_or_path = base_blip2(model).config._name_or_path # e.g. blip2-lora/tiny-opt
-        with _no_hub_lookup_noise(): model.save_pretrained(out, save_embedding_layers=False)
-        processor.save_pretrained(out)
-        (out/'metrics.json').write_text(json.dumps(dict(final=metrics, log_history=trainer.state.log_history), indent=1, default=str))
-        plot_losses(trainer.state.log_history, out/'loss.png')
+        tmp = out/'.final.tmp'; shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+        try:                                              # written beside the run folder's files, then renamed into it
+            with _no_hub_lookup_noise(): model.save_pretrained(tmp, save_embedding_layers=False)
+            processor.save_pretrained(tmp)
+            _write_json(tmp/'metrics.json', dict(final=metrics, log_history=trainer.state.log_history))
+            plot_losses(trainer.state.log_history, tmp/'loss.png')
+        except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
+        _publish(tmp, out)
+    trainer.accelerator.wait_for_everyone()               # every process returns once the run folder is complete
     return TrainResult(out, out, metrics, trainer.state.log_history)
 
 # %% ../nbs/05_train.ipynb #54246df8

@@ -10,7 +10,7 @@ from blip2_lora.models import Blip2LoraError, load_model, load_processor
 from blip2_lora.lora import add_lora
 from blip2_lora.data import synthetic, Collator
 from blip2_lora.train import (TrainConfig, train, finetune, build_feature_cache, COMPLETE, RUN_FILE, NonFiniteLoss,
-                              last_checkpoint)
+                              last_checkpoint, clear_output)
 
 WORKER = Path(__file__).parent/'train_worker.py'
 ROOT = Path(__file__).parents[1]
@@ -112,6 +112,10 @@ def test_two_processes_match_one(tmp_path):
     base = dict(data='synthetic:16', eval_data='synthetic:4:1', max_steps=6, lora_dropout=0.0, lr=1e-3, save_steps=3)
     r2 = worker(dict(base, output=str(tmp_path/'two'), batch_size=2), nproc=2)
     assert r2.returncode == 0, r2.stderr[-3000:]
+    lines = r2.stdout.splitlines()
+    assert sorted(l for l in lines if l.startswith('PREDICT')) == ['PREDICT rank=0 n=2'] * 2 + ['PREDICT rank=1 n=2'] * 2  # 2 evals, sharded
+    best = {l.split()[1]: l.split()[2] for l in lines if l.startswith('BEST')}
+    assert best.keys() == {'rank=0', 'rank=1'} and len(set(best.values())) == 1       # every process loaded the same best/
     r1 = worker(dict(base, output=str(tmp_path/'one'), batch_size=4))
     assert r1.returncode == 0, r1.stderr[-3000:]
     d = max_diff(adapter(tmp_path/'one'), adapter(tmp_path/'two'))
@@ -119,23 +123,97 @@ def test_two_processes_match_one(tmp_path):
     assert d <= 1e-6
     m2, m1 = (json.loads((tmp_path/d/'metrics.json').read_text())['final'] for d in ('two', 'one'))
     assert m2['best_step'] == m1['best_step'] and abs(m2['eval']['eval_loss'] - m1['eval']['eval_loss']) < 1e-5
+    gen = lambda m: {k: v for k, v in m['eval'].items() if k.startswith(('eval_bleu', 'eval_cider', 'eval_exact')) or k == 'eval_sample'}
+    assert len(gen(m1)) >= 4 and gen(m2) == gen(m1)                                 # shards gathered back in order
 
-@pytest.mark.parametrize('kill', ['--kill-after-step', '--kill-in-save'])
-def test_kill_and_resume(tmp_path, kill):
-    "kill -9 (between steps, or halfway through writing checkpoint 6), then resume == uninterrupted run (1e-5)."
-    args = dict(data='synthetic:12', max_steps=8, batch_size=3, lr=3e-3, save_steps=2)   # LoRA dropout 0.05 on
-    r = worker(dict(args, output=str(tmp_path/'k')), kill, '5' if kill == '--kill-after-step' else '6')
+def test_nan_on_one_process_stops_all(tmp_path):
+    "A NaN loss on process 1 only: both processes stop at the same step with the same message (no hang in the all-reduce)."
+    r = worker(dict(data='synthetic:8', output=str(tmp_path/'n'), max_steps=4, batch_size=2, save_steps=1), '--nan-on-rank', '1', nproc=2)
+    msgs = {l.split()[1]: l.split(' ', 2)[2] for l in r.stdout.splitlines() if l.startswith('NONFINITE')}
+    assert msgs.keys() == {'rank=0', 'rank=1'}, r.stdout[-2000:] + r.stderr[-3000:]
+    assert len(set(msgs.values())) == 1 and 'at step 2' in msgs['rank=0'] and 'process 1' in msgs['rank=0'], msgs
+    assert last_checkpoint(tmp_path/'n'/'checkpoints').name == 'checkpoint-1'
+
+KILL_ARGS = dict(data='synthetic:12', max_steps=8, batch_size=3, lr=3e-3, save_steps=2)   # LoRA dropout 0.05 on
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp('ref')/'ref'
+    return out, finetune(**KILL_ARGS, output=out)
+
+@pytest.mark.parametrize('kill', ['--kill-after-step', '--kill-in-save', '--kill-before-marker'])
+def test_kill_and_resume(tmp_path, kill, uninterrupted):
+    "kill -9 between steps / halfway through checkpoint 6 / before its marker (1 checkpoint kept); resume == uninterrupted (1e-5)."
+    flags = [kill, '5' if kill == '--kill-after-step' else '6'] + (['--save-total-limit', '1'] if kill == '--kill-before-marker' else [])
+    r = worker(dict(KILL_ARGS, output=str(tmp_path/'k')), *flags)
     assert r.returncode == -9, r.stderr[-2000:]
     ck = tmp_path/'k'/'checkpoints'
-    if kill == '--kill-in-save':
+    if kill != '--kill-after-step':
         assert (ck/'checkpoint-6').exists() and not (ck/'checkpoint-6'/COMPLETE).exists()   # torn
-    assert last_checkpoint(ck).name == 'checkpoint-4'
-    with pytest.raises(Blip2LoraError, match='already holds a training run'): finetune(**args, output=tmp_path/'k')
-    resumed = finetune(**args, output=tmp_path/'k', resume=True)
-    if kill == '--kill-in-save': assert (ck/'torn-checkpoint-6').exists() and (ck/'checkpoint-6'/COMPLETE).exists()
-    ref = finetune(**args, output=tmp_path/'ref')
-    assert max_diff(adapter(tmp_path/'k'), adapter(tmp_path/'ref')) <= 1e-5
+    assert last_checkpoint(ck) is not None and last_checkpoint(ck).name == 'checkpoint-4'  # rotation waits for the marker
+    with pytest.raises(Blip2LoraError, match='already holds a training run'): finetune(**KILL_ARGS, output=tmp_path/'k')
+    resumed = finetune(**KILL_ARGS, output=tmp_path/'k', resume=True)
+    assert not any(p.name.startswith('torn') for p in ck.iterdir())                         # torn folders cleaned up
+    if kill == '--kill-in-save': assert (ck/'checkpoint-6'/COMPLETE).exists()
+    ref_out, ref = uninterrupted
+    assert max_diff(adapter(tmp_path/'k'), adapter(ref_out)) <= 1e-5
     assert (losses(resumed) - losses(ref)).abs().max() <= 1e-5
+
+def test_resume_needs_a_complete_checkpoint(tmp_path):
+    "--resume of a run killed before its first complete checkpoint says so instead of silently starting over."
+    out = tmp_path/'r'; (out/'checkpoints'/'checkpoint-2').mkdir(parents=True); (out/RUN_FILE).write_text('{}')
+    with pytest.raises(Blip2LoraError, match='no complete checkpoint.*--overwrite'): finetune(data='synthetic:3', output=out, max_steps=2, resume=True)
+    assert (out/'checkpoints'/'checkpoint-2').exists()                                      # nothing changed
+
+def test_resume_extends_a_finished_run(tmp_path):
+    "A finished run resumed with a larger max_steps continues; changes that alter the past are refused."
+    kw = dict(data='synthetic:6', output=tmp_path/'x', batch_size=3, save_steps=2)
+    finetune(**kw, max_steps=4)
+    for bad, msg in [(dict(max_steps=6, lora_r=8), 'lora_r was 16, now 8'), (dict(max_steps=6, seed=1), 'seed was 0, now 1'),
+                     (dict(max_steps=6, data='synthetic:7'), 'data was'), (dict(max_steps=3), 'max_steps 3 is less than the 4 steps')]:
+        with pytest.raises(Blip2LoraError, match=msg): finetune(**dict(kw, **bad), resume=True)
+    r = finetune(**kw, max_steps=6, resume=True)
+    assert [h['step'] for h in r.log_history if 'loss' in h] == [1, 2, 3, 4, 5, 6]
+    assert json.loads((tmp_path/'x'/RUN_FILE).read_text())['max_steps'] == 6
+    assert last_checkpoint(tmp_path/'x'/'checkpoints').name == 'checkpoint-6'
+
+@pytest.mark.parametrize('where', ['best', 'final'])
+def test_outputs_are_atomic(tmp_path, monkeypatch, where):
+    "A crash while writing best/ or the final adapter leaves no half-written files; the retry succeeds."
+    orig = PeftModel.save_pretrained
+    def crash(self, path, *a, **kw):
+        name = Path(path).name                                                   # checkpoint-N, best/ or the final adapter
+        if ('best' in name) if where == 'best' else not ('best' in name or name.startswith('checkpoint-')):
+            Path(path).mkdir(parents=True, exist_ok=True); (Path(path)/'adapter_model.safetensors').write_bytes(b'half')
+            raise OSError('disk full')
+        return orig(self, path, *a, **kw)
+    monkeypatch.setattr(PeftModel, 'save_pretrained', crash)
+    kw = dict(data='synthetic:6', eval_data='synthetic:2:1', output=tmp_path/'a', max_steps=2, batch_size=3, save_steps=2)
+    with pytest.raises(OSError, match='disk full'): finetune(**kw)
+    out = tmp_path/'a'
+    if where == 'best': assert not (out/'best').exists()
+    else: assert (out/'best'/'adapter_config.json').exists()                      # saved before the crash, complete
+    assert not (out/'adapter_model.safetensors').exists() and not (out/'metrics.json').exists()
+    assert {p.name for p in out.iterdir()} <= {'checkpoints', 'best', RUN_FILE, 'versions.json'}          # no temporary left
+    monkeypatch.undo()
+    finetune(**kw, **(dict(resume=True) if where == 'final' else dict(overwrite=True)))
+    PeftModel.from_pretrained(load_model(), out); PeftModel.from_pretrained(load_model(), out/'best')
+
+def test_overwrite_removes_only_our_files(tmp_path):
+    "--overwrite keeps a user's README.md (peft's model card is not written over it); it removes what the run recorded."
+    out = tmp_path/'o'; out.mkdir(); (out/'README.md').write_text('mine'); (out/'notes.txt').write_text('mine too')
+    finetune(data='synthetic:3', output=out, max_steps=1, overwrite=True)
+    assert (out/'README.md').read_text() == 'mine'
+    files = json.loads((out/RUN_FILE).read_text())['files']
+    assert 'README.md' not in files and {'adapter_model.safetensors', 'tokenizer.json', RUN_FILE} <= set(files)
+    clear_output(out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ['README.md', 'notes.txt']
+
+def test_vqa_run_reports_vqa_accuracy(tmp_path):
+    "task 'vqa' is scored with VQA accuracy (VQAv2 normalisation), not caption metrics."
+    r = finetune(data='synthetic:6', eval_data='synthetic:3:1', task='vqa', output=tmp_path/'v', max_steps=2, batch_size=3, save_steps=2)
+    assert 'eval_vqa_accuracy' in r.metrics['eval'] and 0 <= r.metrics['eval']['eval_vqa_accuracy'] <= 1
+    assert not any(k.startswith(('eval_bleu', 'eval_cider')) for k in r.metrics['eval'])
 
 def test_nan_guard(tmp_path):
     "A diverging run stops at the first non-finite loss, naming the step; the last checkpoint stays complete."

@@ -1,15 +1,24 @@
 """Run `blip2_lora.train.finetune` in its own process (plain or under torchrun), optionally killing itself with
-SIGKILL at a chosen point: the fault injection for the kill-and-resume tests.
+SIGKILL at a chosen point: the fault injection for the kill-and-resume and multi-process tests.
 
 python tests/train_worker.py '{"data": "synthetic:12", "output": "/tmp/run", ...}' [--kill-after-step N] [--kill-in-save N]
+    [--kill-before-marker N] [--save-total-limit N] [--nan-on-rank R]
+
+Every process prints (stdout) `PREDICT rank=R n=K` per eval generation, `BEST rank=R sum=S` when it loads `best/`,
+`NONFINITE rank=R <message>` (exit 3) when the NaN guard stops it, and rank 0 prints `FINAL [losses]`.
 """
 import json, os, signal, sys
+from pathlib import Path
 import torch
 torch.set_num_threads(1)
+import peft
 from transformers import TrainerCallback, Trainer
-from blip2_lora.train import finetune
+import blip2_lora.train as T
+from blip2_lora.train import finetune, NonFiniteLoss, COMPLETE
 
+RANK = int(os.environ.get('RANK', '0'))
 def die(): os.kill(os.getpid(), signal.SIGKILL)
+def arg(flag): return int(sys.argv[sys.argv.index(flag) + 1]) if flag in sys.argv else None
 
 class KillAfterStep(TrainerCallback):
     "SIGKILL right after optimizer step `n` (its checkpoint, if any, not yet written)."
@@ -25,9 +34,51 @@ def kill_in_save(n):
         return orig(self, output_dir)
     Trainer._save_rng_state = patched
 
+def kill_before_marker(n):
+    "SIGKILL when checkpoint `n` is fully written but its COMPLETE marker not yet."
+    orig = Path.write_text
+    def patched(self, *a, **kw):
+        if self.name == COMPLETE and self.parent.name == f'checkpoint-{n}': die()
+        return orig(self, *a, **kw)
+    Path.write_text = patched
+
+def keep_checkpoints(n):
+    "Run with `save_total_limit=n` (finetune keeps the default of `TrainConfig`)."
+    ta = T.training_args
+    def patched(config, *a, **kw): config.save_total_limit = n; return ta(config, *a, **kw)
+    T.training_args = patched
+
+def nan_on_rank(r):
+    "From step 2 on, the training loss of process `r` (only) is NaN."
+    orig = Trainer.compute_loss
+    def patched(self, model, inputs, *a, **kw):
+        res = orig(self, model, inputs, *a, **kw)
+        if RANK != r or not model.training or self.state.global_step < 1: return res
+        return (res[0] * float('nan'), *res[1:]) if isinstance(res, tuple) else res * float('nan')
+    Trainer.compute_loss = patched
+
+def report():
+    "Print what each process generated for evaluation and which `best/` weights it loaded."
+    pred = T._predict
+    def predict(model, processor, examples, collate, max_new_tokens, *a, **kw):
+        out = pred(model, processor, examples, collate, max_new_tokens, *a, **kw)
+        print(f'PREDICT rank={RANK} n={len(out)}', flush=True); return out
+    T._predict = predict
+    setsd = peft.set_peft_model_state_dict
+    def set_state(model, sd, *a, **kw):
+        print(f'BEST rank={RANK} sum={sum(float(v.double().sum()) for v in sd.values()):.10e}', flush=True)
+        return setsd(model, sd, *a, **kw)
+    peft.set_peft_model_state_dict = set_state
+
 if __name__ == '__main__':
     kw = json.loads(sys.argv[1]); cbs = []
-    if '--kill-after-step' in sys.argv: cbs.append(KillAfterStep(int(sys.argv[sys.argv.index('--kill-after-step') + 1])))
-    if '--kill-in-save' in sys.argv: kill_in_save(int(sys.argv[sys.argv.index('--kill-in-save') + 1]))
-    r = finetune(**kw, callbacks=cbs)
-    if int(os.environ.get('RANK', '0')) == 0: print('FINAL', json.dumps([h['loss'] for h in r.log_history if 'loss' in h]))
+    if arg('--kill-after-step'): cbs.append(KillAfterStep(arg('--kill-after-step')))
+    if arg('--kill-in-save'): kill_in_save(arg('--kill-in-save'))
+    if arg('--kill-before-marker'): kill_before_marker(arg('--kill-before-marker'))
+    if arg('--save-total-limit'): keep_checkpoints(arg('--save-total-limit'))
+    if arg('--nan-on-rank') is not None: nan_on_rank(arg('--nan-on-rank'))
+    report()
+    try: r = finetune(**kw, callbacks=cbs)
+    except NonFiniteLoss as e:
+        print(f'NONFINITE rank={RANK} {e}', flush=True); sys.exit(3)
+    if RANK == 0: print('FINAL', json.dumps([h['loss'] for h in r.log_history if 'loss' in h]))
