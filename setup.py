@@ -27,6 +27,7 @@ spdx = lic[2] if int(setuptools.__version__.split('.')[0]) >= 77 else None
 license_meta = {'license_expression': spdx} if spdx else {'license': lic[0]}
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 lab_requirements = ['jupyterlab>=4']  # `make lab`; in dev too (+~10 s install): tests/test_lab.py runs in `make test`
+app_requirements = shlex.split(cfg.get('app_requirements', ''))  # `blip2-lora app` (Gradio); in dev too: tests/test_app.py runs in `make test`
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -43,7 +44,7 @@ setuptools.setup(
     include_package_data = True,
     package_data = {'blip2_lora.assets': ['*', '*/*']},
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements + lab_requirements, 'lab': lab_requirements },
+    extras_require={ 'dev': dev_requirements + lab_requirements + app_requirements, 'lab': lab_requirements, 'app': app_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
