@@ -4,13 +4,38 @@
 
 # %% ../nbs/08_cli.ipynb #266690f0
 from __future__ import annotations
-import argparse, json, sys, os
+import argparse, json, math, sys, os
 from pathlib import Path
 import blip2_lora
 
 # %% auto #0
 __all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'cmd_eval', 'cmd_merge', 'cmd_plan', 'cmd_demo', 'build_parser',
            'main']
+
+# %% ../nbs/08_cli.ipynb #a9c4e2b7
+def _int(lo:int=1, hi:int|None=None):
+    "argparse `type=`: an integer in [lo, hi] (argparse reports 'invalid int value' for text that is not a number)."
+    def conv(s:str)->int:
+        v = int(s)
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f'must be an integer >= {lo}' + (f' and <= {hi}' if hi is not None else '') + f', got {s}')
+        return v
+    conv.__name__ = 'int'
+    return conv
+
+def _finite(s:str)->float:
+    "argparse `type=`: a finite float (inf and nan are refused; the library checks the range)."
+    v = float(s)
+    if not math.isfinite(v): raise argparse.ArgumentTypeError(f'must be a finite number, got {s}')
+    return v
+_finite.__name__ = 'float'
+
+def _text(s:str)->str:
+    "argparse `type=`: text that is not empty or blank."
+    if not s.strip(): raise argparse.ArgumentTypeError('must not be empty')
+    return s
+
+_SEED = _int(0, 2**32 - 1)   # numpy's seed range (transformers.set_seed seeds numpy too)
 
 # %% ../nbs/08_cli.ipynb #0f747bf8
 _TINY = 'blip2-lora/tiny-opt' # = blip2_lora.models.DEFAULT_MODEL (not imported here: that would load torch)
@@ -56,11 +81,26 @@ def _load(args):
     from blip2_lora.infer import load_for_inference
     return load_for_inference(args.adapter, model=args.model, merge=not args.no_merge, quant=args.quant, device=args.device, dtype=args.dtype)
 
+def _sampling(args)->dict:
+    "--temperature / --top-p as given (None: not given), else their defaults."
+    return dict(temperature=1.0 if args.temperature is None else args.temperature, top_p=1.0 if args.top_p is None else args.top_p)
+
 def _gen(args)->dict:
     "Generation options; an unset --max-new-tokens keeps the function's default (30 for captions, 10 for answers)."
-    kw = dict(batch_size=args.batch_size, num_beams=args.num_beams, do_sample=args.sample, temperature=args.temperature,
-              top_p=args.top_p, seed=args.seed)
+    kw = dict(batch_size=args.batch_size, num_beams=args.num_beams, do_sample=args.sample, seed=args.seed, **_sampling(args))
     return kw if args.max_new_tokens is None else dict(kw, max_new_tokens=args.max_new_tokens)
+
+def _check_gen(args):
+    "Generation options checked by the library's own rule (`blip2_lora.infer._gen_kwargs`), before anything loads."
+    from blip2_lora.infer import _gen_kwargs
+    s = _sampling(args) if hasattr(args, 'sample') else dict(temperature=1.0, top_p=1.0)
+    _gen_kwargs(1 if args.max_new_tokens is None else args.max_new_tokens, getattr(args, 'num_beams', 1),
+                getattr(args, 'sample', False), s['temperature'], s['top_p'], None)
+
+def _check_place(args):
+    "--device / --dtype checked by the one device and precision helper (`pick_device`, `pick_dtype`), before anything loads."
+    from blip2_lora.models import pick_device, pick_dtype
+    pick_dtype(pick_device(args.device), args.dtype)
 
 def _emit(args, rows:list[dict], key:str):
     "Print `image<TAB>text` lines, or JSON lines with `--json`."
@@ -71,6 +111,7 @@ def cmd_caption(args:argparse.Namespace, # parsed `blip2-lora caption` options (
                 ):
     "Caption images with a base model and optional LoRA adapter (batched, greedy unless --sample / --num-beams)."
     from blip2_lora.infer import caption, open_images
+    _check_gen(args); _check_place(args)
     ims = open_images(args.images)       # fail on a bad path before loading the model
     model, proc = _load(args)
     caps = caption(model, proc, ims, prompt=args.prompt, **_gen(args))
@@ -81,6 +122,7 @@ def cmd_vqa(args:argparse.Namespace, # parsed `blip2-lora vqa` options (see `bui
             ):
     "Answer a question about each image (prompt 'Question: Q Answer:', as BLIP-2 was evaluated on VQAv2)."
     from blip2_lora.infer import answer, open_images
+    _check_gen(args); _check_place(args)
     ims = open_images(args.images)
     model, proc = _load(args)
     ans = answer(model, proc, ims, args.question, **_gen(args))
@@ -90,11 +132,12 @@ def cmd_vqa(args:argparse.Namespace, # parsed `blip2-lora vqa` options (see `bui
 def cmd_eval(args:argparse.Namespace, # parsed `blip2-lora eval` options (see `build_parser`)
              ):
     "Score an adapter (and with --baseline its base model) on captioning or VQA data."
-    from blip2_lora.data import load_data
+    from blip2_lora.data import load_data, check_data
     from blip2_lora.infer import load_for_inference, adapter_config, evaluate
-    adapter_config(args.adapter)
-    ds = load_data(args.data, args.task, split=args.split)
-    if args.limit: ds = ds.select(range(min(args.limit, len(ds))))
+    _check_gen(args); _check_place(args); adapter_config(args.adapter)
+    ds = load_data(args.data, args.task, split=args.split, check_images=False)  # rows and texts; no image decoded yet
+    if args.limit: ds = ds.select(range(min(args.limit, len(ds))))             # --limit before any image is read
+    ds = check_data(ds, args.task, source=str(args.data))                       # then the images of those rows only
     kw = dict(task=args.task, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     model, proc = load_for_inference(args.adapter, model=args.model, quant=args.quant, device=args.device, dtype=args.dtype)
     res = {'adapter': evaluate(model, proc, ds, **kw)}
@@ -117,6 +160,7 @@ def cmd_merge(args:argparse.Namespace, # parsed `blip2-lora merge` options (see 
               ):
     "Merge a LoRA adapter into its full-precision base and save a standalone model (safetensors + processor)."
     from blip2_lora.infer import merge_adapter
+    _check_place(args)
     out = merge_adapter(args.adapter, args.output, model=args.model, dtype=args.dtype, device=args.device)
     print(f'merged model written to {out}')
 
@@ -133,7 +177,13 @@ def cmd_plan(args:argparse.Namespace, # parsed `blip2-lora plan` options (see `b
 def cmd_demo(args:argparse.Namespace, # parsed `blip2-lora demo` options (see `build_parser`)
              ):
     "Fine-tune LoRA on synthetic captions on the CPU and show it learned: base vs LoRA vs a shuffled-caption control."
+    import inspect
     from blip2_lora.demo import run_demo
+    from blip2_lora.lora import lora_config
+    from blip2_lora.train import TrainConfig, _check_config
+    d = {k: v.default for k, v in inspect.signature(run_demo).parameters.items()}   # run_demo writes --output at once: check first
+    lora_config(args.targets or d['targets'], args.lora_r or d['r'], d['alpha'])
+    _check_config(TrainConfig(lr=d['lr'] if args.lr is None else args.lr))
     given = dict(n_train=args.n_train, n_eval=args.n_eval, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                  targets=args.targets, r=args.lora_r, seed=args.seed)   # unset flags keep `run_demo`'s tuned defaults
     res = run_demo(output=args.output, model=args.model or _TINY, control=args.control, quiet=args.json,
@@ -164,13 +214,13 @@ def _infer_args(s):
     s.add_argument('--adapter', help='LoRA adapter folder (the output of `blip2-lora train`); default: the base model alone')
     s.add_argument('--no-merge', action='store_true', help='keep the adapter separate (slower on CPU; merged is the default)')
     _place_args(s)
-    s.add_argument('--batch-size', type=int, default=8, help='images per generate call')
+    s.add_argument('--batch-size', type=_int(1), default=8, help='images per generate call')
     s.add_argument('--max-new-tokens', type=int, default=None, help='length limit of each generated text')
     s.add_argument('--num-beams', type=int, default=1, help='beam search width (1: greedy)')
     s.add_argument('--sample', action='store_true', help='sample instead of greedy / beam search')
-    s.add_argument('--temperature', type=float, default=1.0, help='sampling temperature (with --sample)')
-    s.add_argument('--top-p', type=float, default=1.0, help='nucleus sampling mass (with --sample)')
-    s.add_argument('--seed', type=int, default=None, help='seed for --sample')
+    s.add_argument('--temperature', type=_finite, default=None, help='sampling temperature, > 0 (only with --sample; default 1)')
+    s.add_argument('--top-p', type=_finite, default=None, help='nucleus sampling mass in (0, 1] (only with --sample; default 1)')
+    s.add_argument('--seed', type=_SEED, default=None, help='seed for --sample (only with --sample)')
     s.add_argument('--json', action='store_true', help='print one JSON object per image (JSON lines)')
     s.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
 
@@ -187,7 +237,7 @@ def build_parser()->argparse.ArgumentParser:
     s = _sub(sub, 'tiny', cmd_tiny)
     s.add_argument('--output', required=True, help='folder to write the model and processor to')
     s.add_argument('--lm', choices=['opt', 't5'], default='opt', help='language-model family')
-    s.add_argument('--seed', type=int, default=0, help='weights are a deterministic function of the seed')
+    s.add_argument('--seed', type=_SEED, default=0, help='weights are a deterministic function of the seed')
     s = _sub(sub, 'train', cmd_train)
     _model_arg(s, 'blip2-lora/tiny-opt')
     s.add_argument('--data', required=True, help='imagefolder with metadata.jsonl/csv, save_to_disk folder, Hub id or synthetic:N[:SEED]')
@@ -196,27 +246,27 @@ def build_parser()->argparse.ArgumentParser:
     _place_args(s)
     s.add_argument('--targets', default='seed', help='LoRA target preset (blip2_lora.lora.PRESETS): seed, llm-qk, llm-attn, llm-all, qformer, llm+qformer, vision')
     s.add_argument('--lora-r', type=int, default=16, help='LoRA rank')
-    s.add_argument('--lora-alpha', type=float, default=32, help='LoRA alpha (update scaled by alpha/r)')
-    s.add_argument('--lora-dropout', type=float, default=0.05, help='dropout on the adapter input')
-    s.add_argument('--epochs', type=float, default=None, help='passes over the data (default 3)')
+    s.add_argument('--lora-alpha', type=_finite, default=32, help='LoRA alpha (update scaled by alpha/r)')
+    s.add_argument('--lora-dropout', type=_finite, default=0.05, help='dropout on the adapter input')
+    s.add_argument('--epochs', type=_finite, default=None, help='passes over the data (default 3)')
     s.add_argument('--max-steps', type=int, default=None, help='optimizer steps instead of --epochs')
     s.add_argument('--batch-size', type=int, default=3, help='examples per step and process')
     s.add_argument('--grad-accum', type=int, default=1, help='gradient accumulation steps')
-    s.add_argument('--lr', type=float, default=5e-4, help='peak learning rate')
+    s.add_argument('--lr', type=_finite, default=5e-4, help='peak learning rate')
     s.add_argument('--eval-data', default=None, help='held-out data (same forms as --data)')
     s.add_argument('--resume', action='store_true', help='continue the run in --output from its last complete checkpoint')
     s.add_argument('--overwrite', action='store_true', help='reuse a non-empty --output')
     s.add_argument('--no-cache', dest='cache', action='store_false', help='do not cache the frozen vision tower + Q-Former output')
     s.add_argument('--bf16', action='store_true', help='deprecated: bfloat16 autocast (the precision policy already uses bf16 on Ampere+ GPUs; use --dtype)')
     s.add_argument('--gradient-checkpointing', action='store_true', help='recompute activations (always on for int8/nf4)')
-    s.add_argument('--seed', type=int, default=0, help='LoRA init, data order, dropout')
+    s.add_argument('--seed', type=_SEED, default=0, help='LoRA init, data order, dropout')
     s.add_argument('--save-steps', type=int, default=50, help='checkpoint every N steps')
     s.add_argument('--json', action='store_true', help='print the result as one JSON object')
     s = _sub(sub, 'caption', cmd_caption)
     s.add_argument('--prompt', default=None, help='conditional captioning: the caption continues this text')
     _infer_args(s)
     s = _sub(sub, 'vqa', cmd_vqa)
-    s.add_argument('--question', required=True, help='the question to ask about every image')
+    s.add_argument('--question', required=True, type=_text, help='the question to ask about every image')
     _infer_args(s)
     s = _sub(sub, 'eval', cmd_eval)
     _model_arg(s)
@@ -224,10 +274,10 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--data', required=True, help='imagefolder, save_to_disk folder, Hub id or synthetic:N[:SEED]')
     s.add_argument('--task', choices=['caption', 'vqa'], default='caption', help='captioning metrics or VQA accuracy')
     s.add_argument('--split', default='train', help='split of the data set to score')
-    s.add_argument('--limit', type=int, default=None, help='score only the first N examples')
+    s.add_argument('--limit', type=_int(1), default=None, help='score only the first N examples (N >= 1)')
     s.add_argument('--baseline', action='store_true', help='also score the base model without the adapter')
     _place_args(s)
-    s.add_argument('--batch-size', type=int, default=8, help='images per generate call')
+    s.add_argument('--batch-size', type=_int(1), default=8, help='images per generate call')
     s.add_argument('--max-new-tokens', type=int, default=20, help='length limit of generated text')
     s.add_argument('--json', action='store_true', help='print one JSON object')
     s = _sub(sub, 'merge', cmd_merge)
@@ -244,24 +294,32 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--batch-size', type=int, default=4, help='images per optimizer step (per device)')
     s.add_argument('--seq-len', type=int, default=32, help='text tokens per example (prompt + target)')
     s.add_argument('--gradient-checkpointing', action='store_true', help='recompute layer activations in backward')
-    s.add_argument('--gpu-memory', type=float, default=None, help='GPU memory in GB (decimal, 16 for a T4) to check the plan against')
+    s.add_argument('--gpu-memory', type=_finite, default=None, help='GPU memory in GB (decimal, 16 for a T4) to check the plan against')
     s.add_argument('--dtype', choices=['float16', 'bfloat16', 'float32'], default='float16', help='load/compute dtype on the GPU')
     s = _sub(sub, 'demo', cmd_demo)
     _model_arg(s, 'blip2-lora/tiny-opt')
     s.add_argument('--output', default='demo_out', help='folder for grid.png, loss.png, metrics.json/md and the adapters')
-    s.add_argument('--n-train', type=int, help='synthetic training images (default 480)')
-    s.add_argument('--n-eval', type=int, help='held-out images from another seed (default 240)')
-    s.add_argument('--steps', type=int, help='optimizer steps, for the run and the control (default 600)')
-    s.add_argument('--batch-size', type=int, help='images per step (default 16)')
-    s.add_argument('--lr', type=float, help='learning rate (default 3e-3)')
+    s.add_argument('--n-train', type=_int(1), help='synthetic training images (default 480)')
+    s.add_argument('--n-eval', type=_int(1), help='held-out images from another seed (default 240)')
+    s.add_argument('--steps', type=_int(1), help='optimizer steps, for the run and the control (default 600)')
+    s.add_argument('--batch-size', type=_int(1), help='images per step (default 16)')
+    s.add_argument('--lr', type=_finite, help='learning rate (default 3e-3)')
     s.add_argument('--targets', help='LoRA target preset (default llm-all)')
-    s.add_argument('--lora-r', type=int, help='LoRA rank (default 8)')
-    s.add_argument('--seed', type=int, help='training seed (default 0; held-out images use seed 1)')
+    s.add_argument('--lora-r', type=_int(1), help='LoRA rank (default 8)')
+    s.add_argument('--seed', type=_SEED, help='training seed (default 0; held-out images use seed 1)')
     s.add_argument('--no-control', dest='control', action='store_false', help='skip the shuffled-caption control run')
     s.add_argument('--json', action='store_true', help='print only the result as one JSON object')
     return p
 
 # %% ../nbs/08_cli.ipynb #a4d97ea7
+def _ignored(args)->str|None:
+    "Why options would be silently ignored (sampling settings without --sample), else None."
+    if getattr(args, 'sample', True): return None
+    given = [f"--{k.replace('_', '-')}" for k in ('temperature', 'top_p', 'seed') if getattr(args, k, None) is not None]
+    if not given: return None
+    one = len(given) == 1
+    return f"{' and '.join(given)} only appl{'ies' if one else 'y'} with --sample (greedy and beam search ignore {'it' if one else 'them'}): add --sample or drop {'it' if one else 'them'}"
+
 def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `blip2-lora` console script."
@@ -269,6 +327,9 @@ def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
     p = build_parser()
     args = p.parse_args(argv)
     if not getattr(args, 'func', None): p.print_help(); return 0
+    if (why := _ignored(args)):
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.command].error(why)    # one line, exit status 2, like every argument error
     _quiet()
     from blip2_lora.models import Blip2LoraError
     try: args.func(args)

@@ -14,8 +14,9 @@ from transformers.models.blip.image_processing_pil_blip import BlipImageProcesso
 # %% auto #0
 __all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'DTYPES', 'REAL_MODELS', 'Blip2LoraError', 'tiny_tokenizer',
            'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device',
-           'bf16_ok', 'pick_dtype', 'load_processor', 'load_model', 'base_blip2', 'model_device', 'to_device',
-           'amp_mode', 'real_config', 'meta_model', 'n_params', 'stop_token_id', 'caption_loss', 'generate_texts']
+           'bf16_ok', 'pick_dtype', 'hub_available', 'load_processor', 'load_model', 'base_blip2', 'model_device',
+           'to_device', 'amp_mode', 'real_config', 'meta_model', 'n_params', 'stop_token_id', 'caption_loss',
+           'generate_texts']
 
 # %% ../nbs/00_models.ipynb #2c7881bb
 class Blip2LoraError(Exception):
@@ -221,16 +222,35 @@ def _check_local(path:Path, allow_pickle:bool):
 def _looks_local(name:str)->bool:
     return name.startswith(('.', '/', '~')) or os.sep in name.strip('/').split('/', 1)[-1] or name.count('/') != 1
 
-def _hub_reachable(timeout:float=3.0)->bool:
-    "Can we open a TCP connection to the Hub? (Avoids minutes of retries on an offline machine.)"
-    import socket, urllib.parse
-    if os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes'): return True # cache only: let HF decide
-    host = urllib.parse.urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co')).hostname
-    try: socket.create_connection((host, 443), timeout=timeout).close(); return True
-    except OSError: return False
+# %% ../nbs/00_models.ipynb #b3f19d52
+def _hub_problem(timeout:float=3.0)->str|None:
+    "Why Hub ids cannot be fetched now (None: they can, or offline mode serves them from the cache)."
+    import urllib.request, urllib.parse
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+    if constants.is_offline_mode(): return None        # HF_HUB_OFFLINE: the cache only, no network attempt
+    url = constants.ENDPOINT                            # HF_ENDPOINT (a mirror), read by huggingface_hub at import
+    u = urllib.parse.urlparse(url); proxy = urllib.request.getproxies().get(u.scheme)
+    via = f' via proxy {proxy}' if proxy and not urllib.request.proxy_bypass(u.hostname or '') else ''
+    try: r = get_session().head(url, timeout=timeout)  # huggingface_hub's own client: its proxies and certificates
+    except Exception as e: return f'the Hugging Face Hub is unreachable: {url}{via} did not answer within {timeout:g} s ({type(e).__name__})'
+    if r.status_code >= 500 or r.status_code == 407: return f'the Hugging Face Hub is unreachable: {url}{via} answered HTTP {r.status_code}'
+    return None
 
-def _hub_error(name:str, e:Exception)->Blip2LoraError:
-    return Blip2LoraError(f"could not load {name!r}: no local folder has that name and the Hugging Face Hub is unreachable or has no such model ({type(e).__name__}); pass a local path or build a tiny model with `blip2-lora tiny --output DIR`")
+def hub_available(timeout:float=3.0, # seconds to wait for the Hub (or the proxy in front of it) to answer
+                 )->bool:
+    "Can Hub ids be loaded now? Offline mode: yes, from the cache, with no network attempt; else: does `HF_ENDPOINT` answer through huggingface_hub's session (proxies honoured)."
+    return _hub_problem(timeout) is None
+
+_hub_reachable = hub_available  # the old private name (blip2_lora.data imports it)
+
+def _hub_error(name:str, why:str|Exception)->Blip2LoraError:
+    "The one-line error for a Hub id that cannot be loaded: `why` is a reason, or the exception from_pretrained raised."
+    if isinstance(why, Exception):
+        from huggingface_hub import constants
+        why = (f"HF_HUB_OFFLINE is set and the local cache has no such model ({type(why).__name__})" if constants.is_offline_mode()
+               else f"the Hugging Face Hub is unreachable or has no such model ({type(why).__name__})")
+    return Blip2LoraError(f"could not load {name!r}: no local folder has that name and {why}; pass a local path or build a tiny model with `blip2-lora tiny --output DIR`")
 
 # %% ../nbs/00_models.ipynb #0ca6a008
 def load_processor(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local folder or Hub id
@@ -240,7 +260,7 @@ def load_processor(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, lo
     name = str(name_or_path); path = resolve_model(name)
     if Path(path).expanduser().exists(): _check_local(Path(path).expanduser(), True)
     elif _looks_local(name): raise Blip2LoraError(f'{name} does not exist: pass an existing model folder or a Hub id such as Salesforce/blip2-opt-2.7b')
-    elif not _hub_reachable(): raise _hub_error(name, ConnectionError('offline'))
+    elif (why := _hub_problem()): raise _hub_error(name, why)
     try: proc = Blip2Processor.from_pretrained(str(Path(path).expanduser()) if Path(path).expanduser().exists() else path)
     except (OSError, ValueError) as e:
         if Path(path).expanduser().exists(): raise Blip2LoraError(f'{name} holds no usable BLIP-2 processor ({e}); save one with processor.save_pretrained') from None
@@ -280,7 +300,7 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local 
     path = resolve_model(name); local = Path(path).expanduser()
     if local.exists(): _check_local(local, allow_pickle); path = str(local)
     elif _looks_local(name): raise Blip2LoraError(f'{name} does not exist: pass an existing model folder or a Hub id such as Salesforce/blip2-opt-2.7b')
-    elif not _hub_reachable(): raise _hub_error(name, ConnectionError('offline'))
+    elif (why := _hub_problem()): raise _hub_error(name, why)
     _quiet_loading()
     try:
         model = Blip2ForConditionalGeneration.from_pretrained(path, quantization_config=qcfg, dtype=dtype,

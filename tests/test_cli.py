@@ -62,7 +62,10 @@ def test_vqa_json(work):
     r = run('vqa', '--adapter', str(work/'ad'), '--question', 'what is it?', '--json', str(work/'im0.png'), str(work/'im1.png'))
     assert r.returncode == 0, r.stderr
     rows = [json.loads(l) for l in r.stdout.splitlines()]
-    assert len(rows) == 2 and all(x['question'] == 'what is it?' and 'answer' in x for x in rows)
+    assert len(rows) == 2 and all(x['question'] == 'what is it?' for x in rows)
+    from blip2_lora.infer import load_for_inference, answer
+    m, p = load_for_inference(work/'ad')
+    assert [x['answer'] for x in rows] == answer(m, p, [work/'im0.png', work/'im1.png'], 'what is it?')
 
 @pytest.mark.parametrize('case, want', [('missing', 'does not exist'), ('unreadable', 'not a readable image'),
                                         ('not-adapter', 'not a LoRA adapter folder'), ('bad-arg', 'invalid int value')])
@@ -80,8 +83,15 @@ def test_eval_json_and_merge(work):
     assert m['n_images'] == 4 and {'exact_match', 'bleu4', 'cider'} <= set(m) and m['baseline']['n_images'] == 4
     r = run('merge', '--adapter', str(work/'ad'), '--output', str(work/'merged'))
     assert r.returncode == 0, r.stderr
-    from transformers import Blip2ForConditionalGeneration
-    assert Blip2ForConditionalGeneration.from_pretrained(work/'merged') is not None
+    import torch
+    from blip2_lora.infer import load_for_inference
+    assert sorted(p.name for p in (work/'merged').glob('*.safetensors')) == ['model.safetensors'] and not list((work/'merged').glob('*.bin'))
+    merged, _ = load_for_inference(None, model=work/'merged')      # the folder alone, no adapter
+    adapted, _ = load_for_inference(work/'ad')                     # base + adapter, merged in memory
+    a, b = merged.state_dict(), adapted.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)   # the written weights are the merged ones
+    base, _ = load_for_inference(None)
+    assert not all(torch.equal(a[k], v) for k, v in base.state_dict().items())  # and the adapter changed them
 
 def test_train_then_caption_with_its_adapter(tmp_path):
     r = run('train', '--data', 'synthetic:6', '--output', str(tmp_path/'run'), '--max-steps', '2', '--batch-size', '3', '--lora-r', '4', '--json')
@@ -92,6 +102,9 @@ def test_train_then_caption_with_its_adapter(tmp_path):
     m, p = load_for_inference(tmp_path/'run')
     caps = caption(m, p, synthetic(2, seed=1)['image'], max_new_tokens=5)
     assert len(caps) == 2 and all(isinstance(c, str) for c in caps)
+    from safetensors.torch import load_file
+    w = load_file(tmp_path/'run'/'adapter_model.safetensors')
+    assert any(k.endswith('lora_B.weight') and v.abs().sum() > 0 for k, v in w.items())   # trained: B starts at zero
 
 def test_plan_prints_table():
     r = run('plan', '--model', 'Salesforce/blip2-opt-2.7b', '--quant', 'nf4', '--lora-r', '8', '--gpu-memory', '16')
@@ -99,3 +112,90 @@ def test_plan_prints_table():
     assert 'total' in r.stdout and 'NF4' in r.stdout and '16 GB' in r.stdout
     r = run('plan', '--targets', 'nope')
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'nope' in r.stderr
+
+# --- every argument checked before a model loads or a file is written ---------------------------------------------
+class _Loaded(BaseException):
+    "Raised by the patched loaders: a BaseException, so main()'s `except Exception` cannot turn it into a message."
+
+@pytest.fixture
+def no_load(monkeypatch):
+    "Make every way to load a model raise `_Loaded` (the loaders each module imported, and from_pretrained itself)."
+    import transformers
+    import blip2_lora.models, blip2_lora.infer, blip2_lora.train, blip2_lora.demo
+    def boom(*a, **k): raise _Loaded()
+    for mod in (blip2_lora.models, blip2_lora.infer, blip2_lora.train, blip2_lora.demo):
+        for name in ('load_model', 'load_processor', 'load_for_inference'):
+            if hasattr(mod, name): monkeypatch.setattr(mod, name, boom)
+    monkeypatch.setattr(transformers.Blip2ForConditionalGeneration, 'from_pretrained', boom)
+    monkeypatch.setattr(transformers.Blip2Processor, 'from_pretrained', boom)
+
+def cli(capsys, *args):
+    "Run `blip2-lora ARGS` in-process: (exit status, stdout, stderr)."
+    from blip2_lora.cli import main
+    try: rc = main([str(a) for a in args])
+    except SystemExit as e: rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+BAD = {  # id: (arguments; OUT = the output folder, AD = an adapter, IM = an image), what stderr must say
+    'train-epochs-inf': ('train --data synthetic:4 --output OUT --epochs inf', 'argument --epochs: must be a finite number, got inf'),
+    'train-epochs-nan': ('train --data synthetic:4 --output OUT --epochs nan', 'argument --epochs: must be a finite number, got nan'),
+    'train-epochs-0': ('train --data synthetic:4 --output OUT --epochs 0', 'epochs must be > 0, got 0.0'),
+    'train-lora-r': ('train --data synthetic:4 --output OUT --lora-r -1', 'LoRA rank r must be a positive integer, got -1'),
+    'train-grad-accum': ('train --data synthetic:4 --output OUT --grad-accum 0', 'grad_accum must be a positive integer, got 0'),
+    'train-batch-size': ('train --data synthetic:4 --output OUT --batch-size 0', 'batch_size must be a positive integer, got 0'),
+    'train-max-steps': ('train --data synthetic:4 --output OUT --max-steps 0', 'max_steps must be a positive integer, got 0'),
+    'train-save-steps': ('train --data synthetic:4 --output OUT --save-steps 0', 'save_steps must be a positive integer, got 0'),
+    'train-lr-inf': ('train --data synthetic:4 --output OUT --lr inf', 'argument --lr: must be a finite number, got inf'),
+    'train-lr-0': ('train --data synthetic:4 --output OUT --lr 0', 'learning rate must be a finite number > 0'),
+    'train-alpha-inf': ('train --data synthetic:4 --output OUT --lora-alpha inf', 'argument --lora-alpha: must be a finite number'),
+    'train-dropout': ('train --data synthetic:4 --output OUT --lora-dropout 1', 'LoRA dropout must be in [0, 1)'),
+    'train-seed': ('train --data synthetic:4 --output OUT --seed -1', 'argument --seed: must be an integer >= 0 and <= 4294967295, got -1'),
+    'train-device': ('train --data synthetic:4 --output OUT --device tpu', "unknown device 'tpu'"),
+    'caption-batch-size': ('caption --batch-size 0 IM', 'argument --batch-size: must be an integer >= 1, got 0'),
+    'caption-max-new-tokens': ('caption --max-new-tokens 0 IM', 'max_new_tokens must be >= 1, got 0'),
+    'caption-num-beams': ('caption --num-beams 0 IM', 'num_beams must be >= 1 (1 = greedy), got 0'),
+    'caption-temperature': ('caption --temperature 0.7 IM', '--temperature only applies with --sample'),
+    'caption-top-p-seed': ('caption --top-p 0.9 --seed 1 IM', '--top-p and --seed only apply with --sample'),
+    'caption-top-p-range': ('caption --sample --top-p 1.5 IM', 'top_p must be in (0, 1], got 1.5'),
+    'caption-temperature-inf': ('caption --sample --temperature inf IM', 'argument --temperature: must be a finite number'),
+    'caption-device': ('caption --adapter AD --device tpu IM', "unknown device 'tpu': use auto, cpu, cuda or cuda:N"),
+    'vqa-empty-question': ('vqa --question "" IM', 'argument --question: must not be empty'),
+    'vqa-blank-question': ('vqa --question "  " IM', 'argument --question: must not be empty'),
+    'vqa-seed': ('vqa --question "what?" --seed 3 IM', '--seed only applies with --sample'),
+    'eval-limit-0': ('eval --adapter AD --data synthetic:4 --limit 0', 'argument --limit: must be an integer >= 1, got 0'),
+    'eval-limit-neg': ('eval --adapter AD --data synthetic:4 --limit -1', 'argument --limit: must be an integer >= 1, got -1'),
+    'eval-batch-size': ('eval --adapter AD --data synthetic:4 --batch-size 0', 'argument --batch-size: must be an integer >= 1, got 0'),
+    'eval-max-new-tokens': ('eval --adapter AD --data synthetic:4 --max-new-tokens 0', 'max_new_tokens must be >= 1, got 0'),
+    'eval-device': ('eval --adapter AD --data synthetic:4 --device tpu', "unknown device 'tpu'"),
+    'merge-device': ('merge --adapter AD --output OUT --device tpu', "unknown device 'tpu'"),
+    'tiny-seed': ('tiny --output OUT --seed -5', 'argument --seed: must be an integer >= 0'),
+    'plan-gpu-memory': ('plan --gpu-memory inf', 'argument --gpu-memory: must be a finite number'),
+    'demo-steps': ('demo --output OUT --steps 0', 'argument --steps: must be an integer >= 1, got 0'),
+    'demo-lr': ('demo --output OUT --lr 0', 'learning rate must be a finite number > 0'),
+    'demo-targets': ('demo --output OUT --targets nope', 'nope'),
+}
+
+@pytest.mark.parametrize('case', list(BAD))
+def test_bad_argument_refused_before_loading(case, work, tmp_path, monkeypatch, capsys, no_load):
+    import shlex
+    cmd, want = BAD[case]
+    monkeypatch.chdir(tmp_path)          # a default output folder would appear here
+    sub = dict(OUT=tmp_path/'out', AD=work/'ad', IM=work/'im0.png')
+    args = [str(sub.get(a, a)) for a in shlex.split(cmd)]
+    before = sorted(work.rglob('*'))
+    rc, out, err = cli(capsys, *args)     # a model load would raise _Loaded through main()
+    assert (rc, err.count('\n')) == (2, 1) and want in err and 'Traceback' not in err, (rc, err)
+    assert err.startswith(f'blip2-lora {args[0]}'), err
+    assert out == '' and list(tmp_path.iterdir()) == [] and sorted(work.rglob('*')) == before
+
+def test_eval_limit_reads_only_the_first_rows(work, tmp_path, capsys, no_load):
+    "--limit selects rows before images are decoded: a broken image after the first N does not matter."
+    d = tmp_path/'data'; d.mkdir()
+    import shutil
+    for i in range(3): shutil.copy(work/f'im{i}.png', d/f'im{i}.png')
+    shutil.copy(work/'bad.jpg', d/'bad.jpg')
+    (d/'metadata.jsonl').write_text(''.join(json.dumps(dict(file_name=f, text='a shape')) + '\n' for f in ['im0.png', 'im1.png', 'im2.png', 'bad.jpg']))
+    rc, out, err = cli(capsys, 'eval', '--adapter', work/'ad', '--data', d)
+    assert rc == 2 and 'bad.jpg is not a readable image' in err, err        # all rows: the broken image is found
+    with pytest.raises(_Loaded): cli(capsys, 'eval', '--adapter', work/'ad', '--data', d, '--limit', '3')  # 3 good rows: on to loading
