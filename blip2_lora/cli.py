@@ -9,8 +9,8 @@ from pathlib import Path
 import blip2_lora
 
 # %% auto #0
-__all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'cmd_eval', 'cmd_merge', 'cmd_plan', 'cmd_demo', 'build_parser',
-           'main']
+__all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'cmd_eval', 'cmd_merge', 'cmd_plan', 'cmd_demo',
+           'cmd_batch_caption', 'cmd_app', 'build_parser', 'main']
 
 # %% ../nbs/08_cli.ipynb #a9c4e2b7
 def _int(lo:int=1, hi:int|None=None):
@@ -190,6 +190,26 @@ def cmd_demo(args:argparse.Namespace, # parsed `blip2-lora demo` options (see `b
                    **{k: v for k, v in given.items() if v is not None})
     if args.json: print(json.dumps(res, default=str))
 
+# %% ../nbs/08_cli.ipynb #b6b8fc02
+def cmd_batch_caption(args:argparse.Namespace, # parsed `blip2-lora batch-caption` options (see `build_parser`)
+                     ):
+    "Caption a data set or image folder into one JSONL in input order, sharded over torchrun processes; resumable."
+    from blip2_lora.batch import caption_dataset
+    _check_place(args)
+    r = caption_dataset(args.data, args.output, image_column=args.image_column, split=args.split, adapter=args.adapter,
+                        model=args.model, prompt=args.prompt, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                        num_beams=args.num_beams, quant=args.quant, dtype=args.dtype, device=args.device)
+    if int(os.environ.get('RANK', '0')) == 0: print(json.dumps(r))
+
+# %% ../nbs/08_cli.ipynb #8ae07e3b
+def cmd_app(args:argparse.Namespace, # parsed `blip2-lora app` options (see `build_parser`)
+           ):
+    "Serve a page that compares the base model's and the adapter's captions and answers (needs the [app] extra)."
+    from blip2_lora.app import launch
+    _check_place(args)
+    launch(args.adapter, args.model, host=args.host, port=args.port, inline=False, max_new_tokens=args.max_new_tokens,
+           quant=args.quant, dtype=args.dtype, device=args.device)
+
 # %% ../nbs/08_cli.ipynb #916ec22e
 class _Parser(argparse.ArgumentParser):
     "argparse with one-line errors (`blip2-lora caption: error: ...`), exit status 2."
@@ -268,6 +288,26 @@ def build_parser()->argparse.ArgumentParser:
     s = _sub(sub, 'vqa', cmd_vqa)
     s.add_argument('--question', required=True, type=_text, help='the question to ask about every image')
     _infer_args(s)
+    s = _sub(sub, 'batch-caption', cmd_batch_caption)
+    _model_arg(s)
+    s.add_argument('--adapter', help='LoRA adapter folder (the output of `blip2-lora train`); default: the base model alone')
+    _place_args(s)
+    s.add_argument('--image-column', default='image', help='image column of a data set source')
+    s.add_argument('--split', default='train', help='split of a DatasetDict / Hub data set / imagefolder subfolder')
+    s.add_argument('--prompt', default=None, help='conditional captioning: the caption continues this text')
+    s.add_argument('--batch-size', type=_int(1), default=8, help='images per generate call and per write')
+    s.add_argument('--max-new-tokens', type=_int(1), default=30, help='caption length limit')
+    s.add_argument('--num-beams', type=_int(1), default=1, help='beam search width (1: greedy)')
+    s.add_argument('data', help='folder of images, imagefolder with metadata.jsonl, save_to_disk folder, Hub id or synthetic:N[:SEED]; '
+                                'run under `torchrun --nproc_per_node N --no-python blip2-lora batch-caption ...` for one process per GPU')
+    s.add_argument('output', help='JSONL to write ({"index", "image", "caption"} per image, input order); re-running resumes it')
+    s = _sub(sub, 'app', cmd_app)
+    _model_arg(s)
+    s.add_argument('--adapter', help='LoRA adapter folder; default: the base model alone')
+    _place_args(s)
+    s.add_argument('--host', default='127.0.0.1', help="interface to listen on ('0.0.0.0': reachable from other machines)")
+    s.add_argument('--port', type=_int(1), default=7860, help='port to serve the page on')
+    s.add_argument('--max-new-tokens', type=_int(1), default=30, help='caption length limit')
     s = _sub(sub, 'eval', cmd_eval)
     _model_arg(s)
     s.add_argument('--adapter', required=True, help='LoRA adapter folder')

@@ -52,7 +52,7 @@ class TrainConfig:
             if int(self.max_steps) != self.max_steps or self.max_steps < 1: raise Blip2LoraError(f'max_steps must be a positive integer, got {self.max_steps!r}')
             return dict(max_steps=int(self.max_steps))
         ep = 3 if self.epochs is None else self.epochs
-        if not ep > 0: raise Blip2LoraError(f'epochs must be > 0, got {ep!r}')
+        if not (ep > 0 and math.isfinite(ep)): raise Blip2LoraError(f'epochs must be a finite number > 0, got {ep!r}')
         return dict(num_train_epochs=float(ep))
 
 # %% ../nbs/05_train.ipynb #f21e0168

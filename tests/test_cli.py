@@ -199,3 +199,24 @@ def test_eval_limit_reads_only_the_first_rows(work, tmp_path, capsys, no_load):
     rc, out, err = cli(capsys, 'eval', '--adapter', work/'ad', '--data', d)
     assert rc == 2 and 'bad.jpg is not a readable image' in err, err        # all rows: the broken image is found
     with pytest.raises(_Loaded): cli(capsys, 'eval', '--adapter', work/'ad', '--data', d, '--limit', '3')  # 3 good rows: on to loading
+
+def test_batch_caption_command(tmp_path, capsys):
+    "`blip2-lora batch-caption DATA OUT.jsonl`: one JSON summary, one row per image in input order, same captions as `caption`."
+    import json
+    from blip2_lora.cli import main
+    from blip2_lora.data import synthetic
+    from blip2_lora.infer import load_for_inference, caption
+    out = tmp_path/'caps.jsonl'
+    assert main(['batch-caption', '--batch-size', '3', '--max-new-tokens', '8', 'synthetic:5', str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['captioned'] == 5
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [r['index'] for r in rows] == list(range(5))
+    m, p = load_for_inference(None)
+    assert [r['caption'] for r in rows] == caption(m, p, list(synthetic(5)['image']), max_new_tokens=8)
+
+def test_app_command_is_registered():
+    "`blip2-lora app --help` lists its options (the page itself is tested in tests/test_app.py)."
+    import subprocess, sys
+    r = subprocess.run([sys.executable, '-m', 'blip2_lora.cli', 'app', '--help'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and '--adapter' in r.stdout and '--port' in r.stdout
