@@ -164,24 +164,12 @@ def _layer(T, h, f, e, p_drop, n_drop, f_saves=1, attn=6):
     "Bytes one pre-LN layer with frozen linears saves: LN inputs + q, k, v, attention output, MLP activation, masks."
     return T * e * (attn * h + f_saves * f) + 2 * T * 8 + (n_drop * T * h if p_drop > 0 else 0)
 
-def activation_bytes(model:nn.Module, # a BLIP-2 (meta device fine)
-                     lora_preset:str='seed', # a key of `blip2_lora.lora.PRESETS`
-                     r:int=16, # LoRA rank
-                     batch_size:int=4, # images per step
-                     seq_len:int=32, # text tokens per example (prompt + target)
-                     gradient_checkpointing:bool=False, # keep only layer inputs, recompute one layer at a time
-                     dtype:torch.dtype=torch.float16, # compute dtype of the vision tower and the LLM
-                     lora_dropout:float=0.05, # adapters with dropout keep a 1-byte mask of their input
-                    )->dict:
-    "Estimated activation memory of one LoRA training step: `saved` (kept for backward) and `transient` (logit gradients)."
-    from blip2_lora.lora import preset_modules
-    cfg = model.config; vc, qc, tc = cfg.vision_config, cfg.qformer_config, cfg.text_config
-    e, B, nq = torch.empty(0, dtype=dtype).element_size(), batch_size, cfg.num_query_tokens
-    n_img = (vc.image_size // vc.patch_size) ** 2 + 1
-    targets = preset_modules(model, lora_preset)
-    order = ['vision_model', 'qformer', 'language_model']
-    first = min([order.index(t.split('.')[0]) for t in targets] + [2])  # the backward pass stops at the first adapter
-    stacks = {}  # part -> (n_layers, bytes per layer, bytes of one layer input)
+# %% ../nbs/03_quant.ipynb #5be7a4d7
+def _stacks(cfg, first:int, B:int, seq_len:int, e:int)->tuple[dict, dict, int]:
+    "Per part from the `first` one the backward reaches: (n_layers, bytes per layer, bytes of a layer input); tokens per part; logit rows."
+    vc, qc, tc, nq = cfg.vision_config, cfg.qformer_config, cfg.text_config, cfg.num_query_tokens
+    n_img = (vc.image_size // vc.patch_size) ** 2 + 1                     # patches + CLS
+    stacks = {}
     if first == 0:
         stacks['vision_model'] = (vc.num_hidden_layers, _layer(B * n_img, vc.hidden_size, vc.intermediate_size, e, vc.attention_dropout, 0), B * n_img * vc.hidden_size * e)
     if first <= 1:
@@ -201,15 +189,42 @@ def activation_bytes(model:nn.Module, # a BLIP-2 (meta device fine)
         stacks['language_model'] = (tc.num_hidden_layers, _layer(T, h, tc.ffn_dim, e, tc.dropout, 2), T * h * e)
         T_logits = T
     tokens = {'vision_model': B * n_img, 'qformer': B * nq, 'language_model': B * (nq + seq_len)}
-    lora = dict.fromkeys(stacks, 0)
+    return stacks, tokens, T_logits
+
+# %% ../nbs/03_quant.ipynb #62cb9be4
+def _lora_saved(model, targets:list[str], tokens:dict, B:int, seq_len:int, r:int, lora_dropout:float)->dict:
+    "Bytes the adapters of `targets` keep for backward, per part."
+    tc, vc = model.config.text_config, model.config.vision_config
+    n_img = (vc.image_size // vc.patch_size) ** 2 + 1
+    out = {}
     for name in targets:
         mod, part = model.get_submodule(name), name.split('.')[0]
         T = B * n_img if 'crossattention' in name and name.endswith(('key', 'value')) else B * seq_len if '.decoder.' in name and tc.model_type == 't5' else tokens[part]
-        lora[part] += T * (mod.in_features * (4 + (lora_dropout > 0)) + r * 4)  # fp32 input copy (+ mask), rank-r output
+        out[part] = out.get(part, 0) + T * (mod.in_features * (4 + (lora_dropout > 0)) + r * 4)  # fp32 input copy (+ mask), rank-r output
+    return out
+
+# %% ../nbs/03_quant.ipynb #4837222f
+def activation_bytes(model:nn.Module, # a BLIP-2 (meta device fine)
+                     lora_preset:str='seed', # a key of `blip2_lora.lora.PRESETS`
+                     r:int=16, # LoRA rank
+                     batch_size:int=4, # images per step
+                     seq_len:int=32, # text tokens per example (prompt + target)
+                     gradient_checkpointing:bool=False, # keep only layer inputs, recompute one layer at a time
+                     dtype:torch.dtype=torch.float16, # compute dtype of the vision tower and the LLM
+                     lora_dropout:float=0.05, # adapters with dropout keep a 1-byte mask of their input
+                    )->dict:
+    "Estimated activation memory of one LoRA training step: `saved` (kept for backward) and `transient` (logit gradients)."
+    from blip2_lora.lora import preset_modules
+    e, B = torch.empty(0, dtype=dtype).element_size(), batch_size
+    targets = preset_modules(model, lora_preset)
+    order = ['vision_model', 'qformer', 'language_model']
+    first = min([order.index(t.split('.')[0]) for t in targets] + [2])  # the backward pass stops at the first adapter
+    stacks, tokens, T_logits = _stacks(model.config, first, B, seq_len, e)
+    lora = {p: _lora_saved(model, targets, tokens, B, seq_len, r, lora_dropout).get(p, 0) for p in stacks}
     if gradient_checkpointing:
         saved = sum(L * inp for L, _, inp in stacks.values()) + max(per + lora[p] / L for p, (L, per, _) in stacks.items())
     else: saved = sum(L * per + lora[p] for p, (L, per, _) in stacks.items())
-    V = tc.vocab_size
+    V = model.config.text_config.vocab_size
     return dict(saved=int(saved + T_logits * V * 4), transient=int(T_logits * V * (4 + e)))
 
 # %% ../nbs/03_quant.ipynb #5d9b06ea
