@@ -11,8 +11,8 @@ from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, loa
                      generate_texts, to_device, pick_device)
 
 # %% auto #0
-__all__ = ['adapter_config', 'adapter_base', 'load_adapter', 'load_for_inference', 'open_images', 'caption', 'answer',
-           'token_agreement', 'evaluate', 'merge_adapter']
+__all__ = ['adapter_config', 'adapter_base', 'is_quantized', 'load_adapter', 'load_for_inference', 'open_images', 'caption',
+           'answer', 'token_agreement', 'evaluate', 'merge_adapter']
 
 # %% ../nbs/06_infer.ipynb #1ef156b9
 _TINY_DIR = re.compile(r'^tiny-(opt|t5)(-v\d+)?$')
@@ -76,24 +76,34 @@ def _config_fit(model, base:str|None)->str|None:
     return None
 
 # %% ../nbs/06_infer.ipynb #6c2056ad
+def is_quantized(model, # a BLIP-2 (peft-wrapped too)
+                )->bool:
+    "True when `model` holds bitsandbytes int8 / NF4 weights."
+    return bool(getattr(model, 'is_quantized', False)) or any(type(m).__name__ in ('Linear8bitLt', 'Linear4bit') for m in model.modules())
+
 def load_adapter(model, # a base BLIP-2 from `load_model` (any quantization)
                  adapter_dir:str|Path, # a LoRA adapter folder
-                 merge:bool=True, # fold the LoRA update into the weights (`merge_and_unload`): faster on CPU
+                 merge:bool|None=None, # fold the LoRA update into the weights (`merge_and_unload`); None: merge a 16/32-bit base, keep it separate on an int8/NF4 base
                 ):
-    "Attach a saved LoRA adapter to `model` (checked against it), merged into the weights by default."
+    "Attach a saved LoRA adapter to `model` (checked against it): merged into 16/32-bit weights, kept separate on quantized ones."
     from peft import PeftModel
     d = Path(adapter_dir).expanduser(); base = adapter_base(d)
     why = _config_fit(model, base) or _weights_fit(model, d)
     if why: raise Blip2LoraError(f'adapter {d} does not fit model {model.config._name_or_path}: {why}; pass the base it was trained on with --model {base}')
+    q = is_quantized(model)
+    if merge is None: merge = not q
+    elif merge and q: warnings.warn('merging a LoRA adapter into int8/NF4 weights re-quantizes them and changes the outputs (NF4: 95% of tokens agree with the unmerged model in 06_infer): keep merge=None (unmerged), or merge_adapter() into a 16/32-bit base and quantize that')
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*is_gradient_checkpointing.*')
+        warnings.filterwarnings('ignore', message='Merge lora module to 4-bit linear may get different generations')
+        warnings.filterwarnings('ignore', message='Merge lora module to 8-bit linear may get different generations')
         pm = PeftModel.from_pretrained(model, str(d), is_trainable=False)
         return (pm.merge_and_unload() if merge else pm).eval()
 
 # %% ../nbs/06_infer.ipynb #dceffd1a
 def load_for_inference(adapter_dir:str|Path|None=None, # a LoRA adapter folder (None: the base model alone)
                        model:str|Path|None=None, # base model name or folder (default: the adapter's base)
-                       merge:bool=True, # merge the adapter into the weights
+                       merge:bool|None=None, # merge the adapter into the weights (None: yes for quant 'none', no for int8/NF4; see `load_adapter`)
                        quant:str='auto', # 'none', 'int8', 'nf4' base weights, or 'auto' (the fastest that fits the GPU; none on CPU)
                        dtype:str|torch.dtype|None='auto', # 'auto': fp32 on the CPU, bf16 on Ampere+ GPUs, else fp16 (`pick_dtype`)
                        device:str|torch.device|None='auto', # 'auto': this process's GPU, else the CPU (`pick_device`)
@@ -124,6 +134,17 @@ def open_images(images:list, # PIL images and/or paths to image files
     from blip2_lora.data import load_image
     return [load_image(im) for im in images]
 
+def _check_paths(images):
+    "Fail now, naming it, on the first image path that does not exist (a list's paths only: nothing is decoded)."
+    if not isinstance(images, (list, tuple)): return
+    for x in images:
+        if isinstance(x, (str, Path)) and not Path(x).expanduser().exists(): open_images([x])   # raises its one-line error
+
+def _chunks(images, batch_size:int):
+    "Decoded RGB images, `batch_size` at a time (a list, or anything indexable such as a Dataset column)."
+    for i in range(0, len(images), batch_size):
+        yield open_images([images[j] for j in range(i, min(i + batch_size, len(images)))])
+
 # %% ../nbs/06_infer.ipynb #471b764c
 def _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
     "Checked `generate` options (seeding torch when asked)."
@@ -135,6 +156,14 @@ def _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
     kw = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample)
     if do_sample: kw.update(temperature=temperature, top_p=top_p)
     return kw
+
+def _plain_text(texts:list[str], processor, what:str):
+    "Refuse prompts holding a special token's text: the processor would read '<image>' as a placeholder, '</s>' as EOS."
+    tok = processor.tokenizer
+    specials = sorted(set(tok.all_special_tokens) | {processor.image_token.content} | set(getattr(tok, 'added_tokens_encoder', {})), key=len, reverse=True)
+    for i, t in enumerate(texts):
+        hit = next((s for s in specials if s and s in t), None)
+        if hit: raise Blip2LoraError(f'{what}{f" {i}" if len(texts) > 1 or what == "question" else ""} {t[:60]!r} contains the special token text {hit!r}, which the processor would not read as plain text: remove or rewrite it')
 
 # %% ../nbs/06_infer.ipynb #a4769c77
 def caption(model, # from `load_for_inference` (or `load_model`)
@@ -149,11 +178,12 @@ def caption(model, # from `load_for_inference` (or `load_model`)
             top_p:float=1.0, # nucleus sampling mass
             seed:int|None=None, # seed torch before sampling
            )->list[str]:
-    "Caption `images` in batches (greedy by default); with `prompt`, captions continue the prompt."
-    ims = open_images(images)
+    "Caption `images` in batches (greedy by default; decoded one batch at a time); with `prompt`, captions continue the prompt."
     if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
-    return generate_texts(model, processor, ims, [prompt] * len(ims) if prompt else None, batch_size,
-                     **_gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed))
+    if prompt: _plain_text([prompt], processor, 'the prompt')
+    kw = _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed); _check_paths(images)
+    return [t for ims in _chunks(images, batch_size)
+            for t in generate_texts(model, processor, ims, [prompt] * len(ims) if prompt else None, batch_size, **kw)]
 
 # %% ../nbs/06_infer.ipynb #f66f8ab9
 def answer(model, # from `load_for_inference` (or `load_model`)
@@ -169,14 +199,16 @@ def answer(model, # from `load_for_inference` (or `load_model`)
            top_p:float=1.0, # nucleus sampling mass
            seed:int|None=None, # seed torch before sampling
           )->list[str]:
-    "Answer one question per image (batched, left-padded prompts of different lengths)."
-    ims = open_images(images)
-    qs = [questions] * len(ims) if isinstance(questions, str) else list(questions)
-    if len(qs) != len(ims): raise Blip2LoraError(f'got {len(ims)} images but {len(qs)} questions: pass one question per image, or one for all')
+    "Answer one question per image (batched, left-padded prompts of different lengths; decoded one batch at a time)."
+    qs = [questions] * len(images) if isinstance(questions, str) else list(questions)
+    if len(qs) != len(images): raise Blip2LoraError(f'got {len(images)} images but {len(qs)} questions: pass one question per image, or one for all')
     if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
+    _plain_text(qs, processor, 'question')
     from blip2_lora.data import VQA_PROMPT
-    return generate_texts(model, processor, ims, [(template or VQA_PROMPT).format(question=q) for q in qs], batch_size,
-                     **_gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed))
+    kw = _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed); _check_paths(images)
+    ps = [(template or VQA_PROMPT).format(question=q) for q in qs]
+    return [t for i, ims in enumerate(_chunks(images, batch_size))
+            for t in generate_texts(model, processor, ims, ps[i * batch_size:(i + 1) * batch_size], batch_size, **kw)]
 
 # %% ../nbs/06_infer.ipynb #905a7b72
 def token_agreement(a:list[str], # texts from one model
@@ -196,8 +228,9 @@ def _image_groups(ds)->list[list[int]]:
     import datasets
     paths = [None] * len(ds)
     if isinstance(ds.features.get('image'), datasets.Image):
-        raw = ds.cast_column('image', datasets.Image(decode=False))['image']
-        paths = [x.get('path') if isinstance(x, dict) else None for x in raw]
+        raw = ds.select_columns(['image']).cast_column('image', datasets.Image(decode=False))
+        paths = [x.get('path') if isinstance(x, dict) else None
+                 for i in range(0, len(raw), 256) for x in raw[i:i + 256]['image']]   # in chunks: never all the image bytes at once
     groups = {}
     for i, p in enumerate(paths): groups.setdefault(p if p else ('row', i), []).append(i)
     return list(groups.values())
@@ -208,17 +241,25 @@ def evaluate(model, # from `load_for_inference`
              task:str='caption', # 'caption' or 'vqa'
              batch_size:int=8, # images per `generate` call
              max_new_tokens:int=20, # generation length limit
+             limit:int|None=None, # score only the first `limit` images (VQA: rows); None: all
             )->dict:
-    "Caption metrics (exact match, BLEU-1..4, CIDEr-D) or VQA accuracy of `model` on `ds`, with `n_images`."
+    "Caption metrics (exact match, BLEU-1..4, CIDEr-D) or VQA accuracy of `model` on `ds`, with `n_images`; images are decoded one batch at a time."
     from blip2_lora.metrics import caption_metrics, vqa_accuracy
     if task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {task!r}: use 'caption' or 'vqa'")
+    if limit is not None and limit < 1: raise Blip2LoraError(f'limit must be >= 1 (the number of images to score), got {limit}')
+    if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
     if task == 'vqa':
-        preds = answer(model, processor, list(ds['image']), list(ds['question']), batch_size=batch_size, max_new_tokens=max_new_tokens)
+        if limit is not None: ds = ds.select(range(min(limit, len(ds))))
+        qs, ims = list(ds['question']), ds.select_columns(['image'])
+        preds = [a for i in range(0, len(ds), batch_size) for a in answer(model, processor, ims[i:i + batch_size]['image'],
+                 qs[i:i + batch_size], batch_size=batch_size, max_new_tokens=max_new_tokens)]
         m = vqa_accuracy(preds, list(ds['answer']))
     else:
-        groups, texts = _image_groups(ds), ds['text']
+        groups, texts = _image_groups(ds)[:limit], ds['text']
         refs = [[r for i in g for r in ([texts[i]] if isinstance(texts[i], str) else texts[i])] for g in groups]
-        preds = caption(model, processor, [ds[g[0]]['image'] for g in groups], batch_size=batch_size, max_new_tokens=max_new_tokens)
+        first, ims = [g[0] for g in groups], ds.select_columns(['image'])
+        preds = [c for i in range(0, len(first), batch_size) for c in caption(model, processor, ims[first[i:i + batch_size]]['image'],
+                 batch_size=batch_size, max_new_tokens=max_new_tokens)]
         m = caption_metrics(preds, refs)
     m['n_images'] = m.pop('n')
     return m

@@ -58,3 +58,41 @@ def test_sampling_seeded_and_beams_batched(adapter):
     assert a == caption(m, proc, ims, do_sample=True, seed=3, max_new_tokens=10)
     assert a != caption(m, proc, ims, do_sample=True, seed=4, max_new_tokens=10)
     assert caption(m, proc, ims, num_beams=3, batch_size=4, max_new_tokens=8) == [caption(m, proc, [im], num_beams=3, max_new_tokens=8)[0] for im in ims]
+
+# --- issue 15: quantized bases stay unmerged, evaluation streams, prompts are plain text ------------------------
+def test_quantized_base_keeps_adapter_unmerged(adapter):
+    "int8/nf4: merging re-quantizes (NF4 outputs change), so the default keeps the adapter separate; fp32 still merges."
+    from peft import PeftModel
+    assert not isinstance(load_for_inference(adapter)[0], PeftModel)            # fp32: merged, as before
+    ims = _imgs(3, seed=8)
+    m, proc = load_for_inference(adapter, quant='nf4')
+    assert isinstance(m, PeftModel) and getattr(m.base_model.model, 'is_quantized', False)
+    assert caption(m, proc, ims, max_new_tokens=8) == caption(load_for_inference(adapter, quant='nf4', merge=False)[0], proc, ims, max_new_tokens=8)
+    with pytest.warns(UserWarning, match='re-quantiz'): mm, _ = load_for_inference(adapter, quant='int8', merge=True)
+    assert not isinstance(mm, PeftModel)                                       # asked for explicitly: merged, with a warning
+
+def test_evaluate_streams_batches_and_limit(adapter, monkeypatch):
+    "evaluate hands generate_texts one batch of decoded images at a time, and scores only `limit` images."
+    import blip2_lora.infer as inf
+    from blip2_lora.data import synthetic
+    m, proc = load_for_inference(adapter)
+    seen, real = [], inf.generate_texts
+    monkeypatch.setattr(inf, 'generate_texts', lambda model, p, ims, *a, **k: seen.append(len(ims)) or real(model, p, ims, *a, **k))
+    ds = synthetic(7, seed=2)
+    full = inf.evaluate(m, proc, ds, batch_size=3, max_new_tokens=4)
+    assert full['n_images'] == 7 and max(seen) <= 3 and sum(seen) == 7
+    seen.clear()
+    assert inf.evaluate(m, proc, ds, batch_size=3, max_new_tokens=4, limit=4) == inf.evaluate(m, proc, ds.select(range(4)), batch_size=3, max_new_tokens=4)
+    assert sum(seen) == 8 and max(seen) <= 3
+    seen.clear(); v = synthetic(5, seed=1, task='vqa')
+    assert inf.evaluate(m, proc, v, task='vqa', batch_size=2, limit=3)['n_images'] == 3 and seen == [2, 1]
+    seen.clear(); caption(m, proc, _imgs(5), batch_size=2, max_new_tokens=3)
+    assert seen == [2, 2, 1]
+    with pytest.raises(Blip2LoraError, match='limit must be >= 1'): inf.evaluate(m, proc, ds, limit=0)
+
+def test_prompt_with_special_token_text_refused(adapter):
+    m, proc = load_for_inference(adapter)
+    for f in (lambda: answer(m, proc, _imgs(2), ['what?', 'is it an <image>?']), lambda: caption(m, proc, _imgs(1), prompt='a </s> photo')):
+        with pytest.raises(Blip2LoraError) as e: f()
+        assert 'special token' in str(e.value) and '\n' not in str(e.value)
+    assert 'question 1' in str(pytest.raises(Blip2LoraError, answer, m, proc, _imgs(2), ['what?', 'is it an <image>?']).value)
