@@ -79,7 +79,7 @@ def cmd_train(args:argparse.Namespace, # parsed `blip2-lora train` options (see 
 def _load(args):
     "Base model (+ adapter) for the inference commands."
     from blip2_lora.infer import load_for_inference
-    return load_for_inference(args.adapter, model=args.model, merge=not args.no_merge, quant=args.quant, device=args.device, dtype=args.dtype)
+    return load_for_inference(args.adapter, model=args.model, merge=False if args.no_merge else None, quant=args.quant, device=args.device, dtype=args.dtype)
 
 def _sampling(args)->dict:
     "--temperature / --top-p as given (None: not given), else their defaults."
@@ -232,7 +232,7 @@ def _infer_args(s):
     "Options shared by caption and vqa."
     _model_arg(s)
     s.add_argument('--adapter', help='LoRA adapter folder (the output of `blip2-lora train`); default: the base model alone')
-    s.add_argument('--no-merge', action='store_true', help='keep the adapter separate (slower on CPU; merged is the default)')
+    s.add_argument('--no-merge', action='store_true', help='keep the adapter separate (default: merged into a 16/32-bit base, kept separate on an int8/nf4 base, where merging would re-quantize)')
     _place_args(s)
     s.add_argument('--batch-size', type=_int(1), default=8, help='images per generate call')
     s.add_argument('--max-new-tokens', type=int, default=None, help='length limit of each generated text')

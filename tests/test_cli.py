@@ -220,3 +220,14 @@ def test_app_command_is_registered():
     import subprocess, sys
     r = subprocess.run([sys.executable, '-m', 'blip2_lora.cli', 'app', '--help'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and '--adapter' in r.stdout and '--port' in r.stdout
+
+def test_quantized_base_keeps_adapter_unmerged_in_the_cli(tmp_path, monkeypatch):
+    "caption --quant nf4 without --no-merge leaves the adapter unmerged (merging would re-quantize); --quant none merges."
+    import blip2_lora.infer as inf
+    from blip2_lora.cli import build_parser, _load
+    from blip2_lora.train import finetune
+    finetune(data='synthetic:6', output=tmp_path/'run', max_steps=1, batch_size=3, save_steps=10)
+    for q, merged in [('nf4', False), ('none', True)]:
+        args = build_parser().parse_args(['caption', '--adapter', str(tmp_path/'run'), '--quant', q, 'x.png'])
+        m, _ = _load(args)
+        assert (type(m).__name__ == 'Blip2ForConditionalGeneration') == merged, (q, type(m).__name__)
