@@ -133,7 +133,8 @@ def tiny_blip2(out_dir:str|Path, # folder to write (created; must be empty or ab
 
 # %% ../nbs/00_models.ipynb #c6c241e0
 TINY_VERSION = 3 # bump when the tiny builds change, so stale caches are rebuilt
-TINY_MODELS = {'blip2-lora/tiny-opt': dict(lm='opt'), 'blip2-lora/tiny-t5': dict(lm='t5')}
+TINY_MODELS = {'blip2-lora/tiny-opt': dict(lm='opt', shipped=True),  # pretrained, in blip2_lora/assets/tiny-opt
+               'blip2-lora/tiny-t5': dict(lm='t5', shipped=False)}   # random, built into the cache on first use
 DEFAULT_MODEL = 'blip2-lora/tiny-opt'
 
 def cache_dir()->Path:
@@ -143,16 +144,18 @@ def cache_dir()->Path:
 # %% ../nbs/00_models.ipynb #62141abc
 def resolve_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local folder, or Hub id
                  )->str:
-    "Local folder for a reserved tiny name (shipped or built into the cache on first use); anything else unchanged."
+    "Local folder for a reserved tiny name (shipped weights; the random T5 variant is built into the cache); anything else unchanged."
     name = str(name_or_path)
     if name not in TINY_MODELS: return name
     shipped = Path(__import__('blip2_lora').__file__).parent/'assets'/name.split('/')[1]
     if (shipped/'config.json').exists(): return str(shipped)
+    spec = dict(TINY_MODELS[name]); was_shipped = spec.pop('shipped')
+    if was_shipped: raise Blip2LoraError(f'the pretrained {name} is missing from this installation ({shipped}): reinstall blip2-lora (pip install --force-reinstall blip2-lora) or pass --model FOLDER')
     dest = cache_dir()/f"{name.split('/')[1]}-v{TINY_VERSION}"
     if not (dest/'config.json').exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix='.build-'))
-        tiny_blip2(tmp, **TINY_MODELS[name])
+        tiny_blip2(tmp, **spec)
         try: tmp.rename(dest)              # atomic: a half-built folder is never visible
         except OSError: shutil.rmtree(tmp, ignore_errors=True) # another process won the race
     return str(dest)

@@ -103,3 +103,18 @@ def test_no_remote_code_and_weights_only_loads():
             t = kw.get('trust_remote_code')
             if t is not None and not (isinstance(t, ast.Constant) and t.value is False): bad.append(f'{f.name}: {ast.unparse(c)}')
     assert not bad, bad
+
+def test_missing_shipped_weights_are_an_error_not_a_random_model(tmp_path):
+    "Without blip2_lora/assets/tiny-opt (a broken install), the reserved name fails with one line; it never builds a random stand-in."
+    import shutil, subprocess, sys
+    from pathlib import Path
+    import blip2_lora
+    pkg = tmp_path/'site'/'blip2_lora'
+    shutil.copytree(Path(blip2_lora.__file__).parent, pkg, ignore=shutil.ignore_patterns('assets', '__pycache__'))
+    code = ("from blip2_lora.models import resolve_model, Blip2LoraError\n"
+            "try: print('resolved', resolve_model('blip2-lora/tiny-opt'))\n"
+            "except Blip2LoraError as e: print('error', e)")
+    r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**__import__('os').environ, 'PYTHONPATH': str(tmp_path/'site'), 'BLIP2_LORA_CACHE': str(tmp_path/'cache')})
+    assert r.stdout.startswith('error the pretrained blip2-lora/tiny-opt is missing'), r.stdout + r.stderr
+    assert not (tmp_path/'cache').exists()
