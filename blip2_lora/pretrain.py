@@ -187,7 +187,7 @@ def world_example(seed:int, # data-set seed: another seed gives other images (he
     s = sample_scene(rng, colours, shapes)
     return draw_scene(s, size, rng), caption_scene(s, rng), s
 
-# %% ../nbs/01b_pretrain.ipynb #0475c7c3
+# %% ../nbs/01b_pretrain.ipynb #e0a40a23
 _MEAN, _STD = torch.tensor([0.48145466, 0.4578275, 0.40821073]), torch.tensor([0.26862954, 0.26130258, 0.27577711])
 
 def to_pixels(images:list, # PIL images (any size)
@@ -198,13 +198,23 @@ def to_pixels(images:list, # PIL images (any size)
     return ((torch.from_numpy(a).float() / 255 - _MEAN) / _STD).permute(0, 3, 1, 2).contiguous()  # (B, 3, S, S)
 
 class WorldPool:
-    "A fixed pool of n world images (as uint8 pixels at model size) and their captions; row i is a function of (seed, i)."
-    def __init__(self, n:int, seed:int, image_size:int=32, colours=tuple(WORLD_COLOURS), shapes=WORLD_SHAPES):
+    "A fixed pool of n world images (pixels at model size, as the processor gives them) and their captions."
+    def __init__(self,
+                 n:int, # rows; row i is a pure function of (seed, i)
+                 seed:int, # another seed gives other images (held-out sets)
+                 image_size:int=32, # model resolution (images are drawn at twice this size, then resized)
+                 colours=tuple(WORLD_COLOURS), # colour names to draw from
+                 shapes=WORLD_SHAPES, # shape names to draw from
+                ):
         rows = [world_example(seed, i, 2 * image_size, colours, shapes) for i in range(n)]
         self.images, self.captions, self.scenes = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
         self.pixels = to_pixels(self.images, image_size)           # (n, 3, S, S) normalised
     def __len__(self): return len(self.captions)
-    def batch(self, idx): return self.pixels[idx], [self.captions[i] for i in idx]
+    def batch(self,
+              idx:list, # row numbers
+             ):
+        "Pixels (B, 3, S, S) and captions of some rows."
+        return self.pixels[idx], [self.captions[i] for i in idx]
 
 # %% ../nbs/01b_pretrain.ipynb #b0298517
 def english_corpus(captions:list=(), # world captions to add (each becomes a line)
@@ -240,10 +250,13 @@ def base_processor(tokenizer, # from `bpe_tokenizer`
     return Blip2Processor(BlipImageProcessorPil(size={'height': image_size, 'width': image_size}), tokenizer,
                           num_query_tokens=num_query_tokens)
 
-# %% ../nbs/01b_pretrain.ipynb #834dde49
+# %% ../nbs/01b_pretrain.ipynb #7aa82899
 def base_config(processor, # from `base_processor`
-                image_size:int=32, patch_size:int=4, # ViT input and patches: (32/4)^2 = 64 patches + CLS
-                vision:tuple=(64, 4), qformer:tuple=(96, 3), lm:tuple=(128, 4), # (width, depth) of each tower
+                image_size:int=32, # ViT input resolution
+                patch_size:int=4, # ViT patches: (32/4)^2 = 64 patches + CLS
+                vision:tuple=(64, 4), # (width, depth) of the ViT
+                qformer:tuple=(96, 3), # (width, depth) of the Q-Former
+                lm:tuple=(128, 4), # (width, depth) of the OPT language model
                 num_query_tokens:int=8, # learned queries
                 text_input:bool=False, # the Q-Former's text branch (stage 1; `Blip2ForImageTextRetrieval`)
                ):
@@ -283,7 +296,7 @@ def fit(params:list, # parameters to train (everything else stays frozen)
         if every and (s + 1) % every == 0: print(s + 1, {k: round(sum(l[k] for l in log[-every:]) / every, 3) for k in log[-1]}, flush=True)
     return log
 
-# %% ../nbs/01b_pretrain.ipynb #9a6beb37
+# %% ../nbs/01b_pretrain.ipynb #5881639a
 def lm_batches(tokenizer, # from `bpe_tokenizer`
                corpus:list[str], # lines of text
                seq_len:int=128, # tokens per row
@@ -295,7 +308,12 @@ def lm_batches(tokenizer, # from `bpe_tokenizer`
 
 def pretrain_lm(lm, # an `OPTForCausalLM` (trained in place)
                 rows:Tensor, # (n, T) token rows from `lm_batches`
-                steps:int, batch_size:int=32, lr:float=2e-3, seed:int=0, every:int=0)->list[dict]:
+                steps:int, # optimizer steps
+                batch_size:int=32, # rows per step
+                lr:float=2e-3, # peak learning rate
+                seed:int=0, # picks the rows of each step
+                every:int=0, # print the loss every N steps
+               )->list[dict]:
     "Next-token pretraining of the tiny OPT on packed rows."
     g = torch.Generator().manual_seed(seed); lm.train()
     def loss(s):
@@ -304,43 +322,73 @@ def pretrain_lm(lm, # an `OPTForCausalLM` (trained in place)
     return fit([p for p in lm.parameters()], loss, steps, lr, every=every)
 
 @torch.no_grad()
-def lm_perplexity(lm, rows:Tensor, batch_size:int=64)->float:
+def lm_perplexity(lm, # an `OPTForCausalLM`
+                  rows:Tensor, # (n, T) held-out token rows
+                  batch_size:int=64, # rows per forward pass
+                 )->float:
     "Perplexity of the LM on held-out rows."
     was = lm.training; lm.eval()
     ls = [lm(input_ids=rows[i:i + batch_size], labels=rows[i:i + batch_size]).loss for i in range(0, len(rows), batch_size)]
     lm.train(was)
     return math.exp(float(torch.stack(ls).mean()))
 
-# %% ../nbs/01b_pretrain.ipynb #161da035
-def tokenize_captions(tokenizer, captions:list[str], max_len:int=40)->tuple[Tensor, Tensor]:
+# %% ../nbs/01b_pretrain.ipynb #8ddada8c
+def tokenize_captions(tokenizer, # from `bpe_tokenizer` (or the processor's)
+                      captions:list[str], # texts
+                      max_len:int=40, # longer ones are cut
+                     )->tuple[Tensor, Tensor]:
     "Padded ids (starting with `</s>`) and attention mask of captions."
     enc = tokenizer(list(captions), padding='longest', truncation=True, max_length=max_len, return_tensors='pt')
     return enc.input_ids, enc.attention_mask
 
 class TextTower(nn.Module):
     "CLIP's text encoder in miniature: token + position embeddings, a small transformer, mean over the tokens."
-    def __init__(self, vocab:int, d:int=96, layers:int=2, heads:int=4, max_len:int=64):
+    def __init__(self,
+                 vocab:int, # tokenizer length
+                 d:int=96, # width
+                 layers:int=2, # transformer layers
+                 heads:int=4, # attention heads
+                 max_len:int=64, # longest text
+                ):
         super().__init__()
         self.tok, self.pos = nn.Embedding(vocab, d), nn.Parameter(torch.randn(max_len, d) * .02)
         layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0., batch_first=True, norm_first=True)
         self.enc, self.ln = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False), nn.LayerNorm(d)
-    def forward(self, ids, mask):                                        # (B, T), (B, T)
+    def forward(self,
+                ids:Tensor, # (B, T) token ids
+                mask:Tensor, # (B, T) 1 for tokens, 0 for padding
+               ):
+        "One vector per text: (B, d)."
         h = self.enc(self.tok(ids) + self.pos[:ids.shape[1]], src_key_padding_mask=mask == 0)  # (B, T, d)
         return (self.ln(h) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)               # (B, d)
 
 class TinyClip(nn.Module):
     "A CLIP: the BLIP-2 ViT (`Blip2VisionModel`) and a text tower, projected to a shared space."
-    def __init__(self, vision_config, vocab:int, embed:int=64, pos_std:float=.2):
+    def __init__(self,
+                 vision_config, # a `Blip2VisionConfig` (e.g. `base_config(...).vision_config`)
+                 vocab:int, # tokenizer length
+                 embed:int=64, # shared embedding width
+                 pos_std:float=.2, # init of the ViT position embeddings (at 0.02 position is learned very slowly)
+                ):
         super().__init__()
         from transformers import Blip2VisionModel
         self.vision, self.text = Blip2VisionModel(vision_config), TextTower(vocab, vision_config.hidden_size)
         with torch.no_grad(): self.vision.embeddings.position_embedding.normal_(0, pos_std)  # position must be learnable fast
         self.vproj, self.tproj = nn.Linear(vision_config.hidden_size, embed, bias=False), nn.Linear(vision_config.hidden_size, embed, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / .07)))
-    def embed_images(self, pv): return F.normalize(self.vproj(self.vision(pixel_values=pv).pooler_output), dim=-1)  # (B, E)
-    def embed_texts(self, ids, mask): return F.normalize(self.tproj(self.text(ids, mask)), dim=-1)                   # (B, E)
+    def embed_images(self,
+                     pv:Tensor, # (B, 3, S, S) pixels
+                    )->Tensor:
+        "Normalised image embeddings (B, E) from the ViT's pooled [CLS] output."
+        return F.normalize(self.vproj(self.vision(pixel_values=pv).pooler_output), dim=-1)
+    def embed_texts(self,
+                    ids:Tensor, # (B, T) token ids
+                    mask:Tensor, # (B, T) padding mask
+                   )->Tensor:
+        "Normalised text embeddings (B, E)."
+        return F.normalize(self.tproj(self.text(ids, mask)), dim=-1)
 
-# %% ../nbs/01b_pretrain.ipynb #d87f530e
+# %% ../nbs/01b_pretrain.ipynb #abe47ce0
 def contrastive_loss(logits:Tensor, # (B, B) image-text similarities times the temperature
                      captions:list[str], # the batch's captions: equal captions are positives too
                     )->Tensor:
@@ -349,8 +397,15 @@ def contrastive_loss(logits:Tensor, # (B, B) image-text similarities times the t
     t = same / same.sum(1, keepdim=True)
     return (-(t * logits.log_softmax(1)).sum(1).mean() - (t * logits.T.log_softmax(1)).sum(1).mean()) / 2
 
-def pretrain_clip(clip:TinyClip, pool:WorldPool, tokenizer, steps:int, batch_size:int=64, lr:float=1e-3,
-                  seed:int=0, every:int=0)->list[dict]:
+def pretrain_clip(clip:TinyClip, # trained in place
+                  pool:WorldPool, # training images and captions
+                  tokenizer, # from `bpe_tokenizer`
+                  steps:int, # optimizer steps
+                  batch_size:int=64, # pairs per step (the negatives of each other)
+                  lr:float=1e-3, # peak learning rate
+                  seed:int=0, # picks the rows of each step
+                  every:int=0, # print the loss every N steps
+                 )->list[dict]:
     "Contrastive image-text pretraining of the ViT on the world (BLIP-2 starts from such an encoder)."
     g = torch.Generator().manual_seed(seed); clip.train()
     ids, mask = tokenize_captions(tokenizer, pool.captions)
@@ -362,7 +417,8 @@ def pretrain_clip(clip:TinyClip, pool:WorldPool, tokenizer, steps:int, batch_siz
 
 def recall_at(sim:Tensor, # (n_images, n_texts) similarity of every image with every caption
               captions:list[str], # caption i belongs to image i (equal `caption_key`s count as correct)
-              ks=(1, 5))->dict:
+              ks=(1, 5), # the k of recall@k
+             )->dict:
     "Image→text and text→image recall@k (in %): the true caption / image among the k best."
     caps = np.array([caption_key(c) for c in captions]); out = {}
     for k in ks:
@@ -373,7 +429,10 @@ def recall_at(sim:Tensor, # (n_images, n_texts) similarity of every image with e
     return out
 
 @torch.no_grad()
-def clip_recall(clip:TinyClip, pool:WorldPool, tokenizer)->dict:
+def clip_recall(clip:TinyClip, # the CLIP model
+                pool:WorldPool, # held-out images and captions
+                tokenizer, # from `bpe_tokenizer`
+               )->dict:
     "Held-out retrieval of the CLIP encoder."
     was = clip.training; clip.eval()
     ids, mask = tokenize_captions(tokenizer, pool.captions)
@@ -381,37 +440,51 @@ def clip_recall(clip:TinyClip, pool:WorldPool, tokenizer)->dict:
     clip.train(was)
     return recall_at(sim, pool.captions)
 
-# %% ../nbs/01b_pretrain.ipynb #884e3601
+# %% ../nbs/01b_pretrain.ipynb #e2e02e99
 class ItgHead(nn.Module):
     "The Q-Former's text-generation head (BERT's LM head): dense, GELU, LayerNorm, then the tied word embeddings."
-    def __init__(self, embeddings:nn.Embedding):
+    def __init__(self,
+                 embeddings:nn.Embedding, # the Q-Former's word embeddings (tied as the output layer)
+                ):
         super().__init__()
         d = embeddings.weight.shape[1]
         self.dense, self.ln, self.emb = nn.Linear(d, d), nn.LayerNorm(d), embeddings
         self.bias = nn.Parameter(torch.zeros(embeddings.weight.shape[0]))
-    def forward(self, h): return self.ln(F.gelu(self.dense(h))) @ self.emb.weight.T + self.bias  # (B, T, vocab)
+    def forward(self,
+                h:Tensor, # (B, T, d) text outputs of the Q-Former
+               )->Tensor:
+        "Next-token logits (B, T, vocab)."
+        return self.ln(F.gelu(self.dense(h))) @ self.emb.weight.T + self.bias
 
 def _additive(allowed:Tensor)->Tensor:
     "A boolean (B, n, n) 'may attend' mask as the additive (B, 1, n, n) float mask attention layers take."
     return torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, torch.finfo(torch.float32).min)[:, None]
 
-def image_embeds(m, pv:Tensor)->Tensor:
+def image_embeds(m, # a BLIP-2 model (its `vision_model`)
+                 pv:Tensor, # (B, 3, S, S) pixels
+                )->Tensor:
     "Patch features of the frozen encoder (no gradient)."
     with torch.no_grad(): return m.vision_model(pixel_values=pv).last_hidden_state         # (B, 1+patches, d_v)
 
-def query_feats(m, img:Tensor)->Tensor:
+def query_feats(m, # a BLIP-2 model (its `query_tokens` and `qformer`)
+                img:Tensor, # (B, 1+patches, d_v) patch features
+               )->Tensor:
     "Q-Former query outputs for patch features: queries self-attend and cross-attend to the image (no text)."
     q = m.query_tokens.expand(img.shape[0], -1, -1)                                         # (B, nq, d)
     return m.qformer(query_embeds=q, encoder_hidden_states=img).last_hidden_state            # (B, nq, d)
 
-def text_feats(m, ids:Tensor, mask:Tensor)->Tensor:
+def text_feats(m, # a `Blip2ForImageTextRetrieval`
+               ids:Tensor, # (B, T) text ids starting with `</s>`
+               mask:Tensor, # (B, T) padding mask
+              )->Tensor:
     "The Q-Former's text branch alone (the uni-modal ITC mask): first-token output, the [CLS]."
     return m.qformer(query_embeds=m.embeddings(input_ids=ids), query_length=0, attention_mask=mask).last_hidden_state[:, 0]
 
-# %% ../nbs/01b_pretrain.ipynb #9b3ffb91
+# %% ../nbs/01b_pretrain.ipynb #effbf847
 def stage1_forward(m, # a `Blip2ForImageTextRetrieval` (its query tokens, text embeddings and Q-Former)
                    img:Tensor, # (B, 1+patches, d_v) frozen image features
-                   ids:Tensor, mask:Tensor, # (B, T) text ids and padding mask
+                   ids:Tensor, # (B, T) text ids
+                   mask:Tensor, # (B, T) padding mask
                    objective:str, # 'itc', 'itm' or 'itg': which `stage1_mask` the self-attention uses
                   )->Tensor:
     "Queries and text through the Q-Former in one pass under the objective's mask: (B, nq+T, d)."
@@ -433,7 +506,8 @@ def itc_similarity(m, # the stage-1 model (its two projections)
 
 def new_stage1(config, # `base_config(..., text_input=True)`
                vision_state:dict, # the pretrained ViT's `state_dict` (from `TinyClip.vision`)
-               seed:int=0)->tuple:
+               seed:int=0, # seeds the new weights
+              )->tuple:
     "A `Blip2ForImageTextRetrieval` on the pretrained frozen ViT, an ITG head and an ITC temperature."
     from transformers import Blip2ForImageTextRetrieval
     torch.manual_seed(seed)
@@ -443,9 +517,13 @@ def new_stage1(config, # `base_config(..., text_input=True)`
     m.vision_model.requires_grad_(False).eval()
     return m, ItgHead(m.embeddings.word_embeddings), nn.Parameter(torch.tensor(.07))
 
-# %% ../nbs/01b_pretrain.ipynb #302e36ed
-def stage1_losses(m, head:ItgHead, temp:Tensor, # model, ITG head, ITC temperature
-                  img:Tensor, ids:Tensor, mask:Tensor, # (B, 1+P, d_v) frozen features; (B, T) text from `tokenize_captions`
+# %% ../nbs/01b_pretrain.ipynb #0d92f77e
+def stage1_losses(m, # a `Blip2ForImageTextRetrieval` (from `new_stage1`)
+                  head:ItgHead, # the ITG head
+                  temp:Tensor, # the ITC temperature
+                  img:Tensor, # (B, 1+P, d_v) frozen image features
+                  ids:Tensor, # (B, T) text ids from `tokenize_captions`
+                  mask:Tensor, # (B, T) padding mask
                   captions:list[str], # the batch's `caption_key`s (equal keys are not negatives)
                   g:torch.Generator, # draws the hard negatives
                   dec_id:int=0, # the [DEC] token that replaces the first token for ITG (`<s>`)
@@ -469,8 +547,17 @@ def stage1_losses(m, head:ItgHead, temp:Tensor, # model, ITG head, ITC temperatu
     itg = F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100).flatten())
     return dict(itc=itc, itm=itm, itg=itg)
 
-def train_stage1(m, head, temp, pool:WorldPool, tokenizer, steps:int, batch_size:int=64, lr:float=1e-3,
-                 seed:int=0, every:int=0)->list[dict]:
+def train_stage1(m, # a `Blip2ForImageTextRetrieval` (from `new_stage1`), trained in place
+                 head:ItgHead, # the ITG head
+                 temp:Tensor, # the ITC temperature
+                 pool:WorldPool, # training images and captions
+                 tokenizer, # from `bpe_tokenizer`
+                 steps:int, # optimizer steps
+                 batch_size:int=64, # images per step
+                 lr:float=1e-3, # peak learning rate
+                 seed:int=0, # picks the rows and the hard negatives
+                 every:int=0, # print the losses every N steps
+                )->list[dict]:
     "Stage 1: train queries, Q-Former (both branches), projections, ITM and ITG heads on the frozen encoder."
     g = torch.Generator().manual_seed(seed)
     ids, mask = tokenize_captions(tokenizer, pool.captions)
@@ -486,7 +573,10 @@ def train_stage1(m, head, temp, pool:WorldPool, tokenizer, steps:int, batch_size
     return fit(params, loss, steps, lr, every=every)
 
 @torch.no_grad()
-def stage1_recall(m, pool:WorldPool, tokenizer)->dict:
+def stage1_recall(m, # a `Blip2ForImageTextRetrieval`
+                  pool:WorldPool, # held-out images and captions
+                  tokenizer, # from `bpe_tokenizer`
+                 )->dict:
     "Held-out image↔text recall@1/5 from the ITC similarities of the stage-1 model."
     was = m.training; m.eval()
     ids, mask = tokenize_captions(tokenizer, pool.captions)
@@ -495,14 +585,15 @@ def stage1_recall(m, pool:WorldPool, tokenizer)->dict:
     m.train(was)
     return recall_at(sim, pool.captions)
 
-# %% ../nbs/01b_pretrain.ipynb #da4dc2af
+# %% ../nbs/01b_pretrain.ipynb #869659f6
 STAGE1_TO_BLIP2 = {'vision_model': 'vision_model', 'query_tokens': 'query_tokens', 'qformer': 'qformer',
                    'embeddings': None, 'vision_projection': None, 'text_projection': None, 'itm_head': None}
 
 def stage1_to_blip2(stage1, # a trained `Blip2ForImageTextRetrieval`
                     lm, # the pretrained `OPTForCausalLM`
                     config, # `base_config(...)` of the generation model (Q-Former without its text branch)
-                    seed:int=0)->'Blip2ForConditionalGeneration':
+                    seed:int=0, # seeds the new projection
+                   )->'Blip2ForConditionalGeneration':
     "A `Blip2ForConditionalGeneration` from the stage-1 towers, the LM and a fresh `language_projection`."
     from transformers import Blip2ForConditionalGeneration
     torch.manual_seed(seed)
@@ -518,7 +609,9 @@ def stage1_to_blip2(stage1, # a trained `Blip2ForImageTextRetrieval`
     return model
 
 def stage2_loss(model, # a `Blip2ForConditionalGeneration`
-                pv:Tensor, ids:Tensor, mask:Tensor, # (B, 3, S, S) pixels; (B, T) ids of "caption\n" starting with `</s>`
+                pv:Tensor, # (B, 3, S, S) pixels
+                ids:Tensor, # (B, T) ids of "caption\n" starting with `</s>`
+                mask:Tensor, # (B, T) padding mask
                )->Tensor:
     "Stage 2: the frozen LM's next-token loss on the caption, conditioned on the projected query outputs (soft prompt)."
     nq = model.config.num_query_tokens
@@ -529,8 +622,15 @@ def stage2_loss(model, # a `Blip2ForConditionalGeneration`
     logits = model.language_model(inputs_embeds=x, attention_mask=att).logits[:, nq:-1]  # (B, T-1, vocab)
     return F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100).flatten())
 
-def train_stage2(model, pool:WorldPool, tokenizer, steps:int, batch_size:int=64, lr:float=1e-3, seed:int=0,
-                 every:int=0)->list[dict]:
+def train_stage2(model, # a `Blip2ForConditionalGeneration` (from `stage1_to_blip2`), trained in place
+                 pool:WorldPool, # training images and captions
+                 tokenizer, # from `bpe_tokenizer`
+                 steps:int, # optimizer steps
+                 batch_size:int=64, # images per step
+                 lr:float=1e-3, # peak learning rate
+                 seed:int=0, # picks the rows of each step
+                 every:int=0, # print the loss every N steps
+                )->list[dict]:
     "Stage 2: train query tokens, Q-Former and projection; ViT and LM stay frozen."
     g = torch.Generator().manual_seed(seed)
     ids, mask = tokenize_captions(tokenizer, [c + '\n' for c in pool.captions])
@@ -546,7 +646,11 @@ def train_stage2(model, pool:WorldPool, tokenizer, steps:int, batch_size:int=64,
     return log
 
 @torch.no_grad()
-def zero_shot_captions(model, processor, images:list, batch_size:int=64)->list[str]:
+def zero_shot_captions(model, # a `Blip2ForConditionalGeneration`
+                       processor, # its processor
+                       images:list, # PIL images
+                       batch_size:int=64, # images per `generate` call
+                      )->list[str]:
     "Greedy captions through the processor and `generate`, the way every user of the base gets them."
     model.eval(); out = []
     for i in range(0, len(images), batch_size):
@@ -555,7 +659,7 @@ def zero_shot_captions(model, processor, images:list, batch_size:int=64)->list[s
         out += [t.strip() for t in processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return out
 
-# %% ../nbs/01b_pretrain.ipynb #38e44558
+# %% ../nbs/01b_pretrain.ipynb #825dede6
 DEMO_PHRASES = ('on the left', 'on the right', 'at the top', 'at the bottom')  # `blip2_lora.data.caption_of`'s places
 
 RECIPE = dict(seed=0, n_train=20_000, n_val=500, vocab_size=4096, image_size=32, patch_size=4, vision=(64, 4),
@@ -563,7 +667,9 @@ RECIPE = dict(seed=0, n_train=20_000, n_val=500, vocab_size=4096, image_size=32,
               lm_steps=400, lm_batch=16, lm_lr=2e-3, clip_steps=700, clip_batch=64, clip_lr=1e-3,
               stage1_steps=300, stage1_batch=48, stage1_lr=1e-3, stage2_steps=600, stage2_batch=64, stage2_lr=2e-3)
 
-def attribute_accuracy(captions:list[str], scenes:list[dict])->dict:
+def attribute_accuracy(captions:list[str], # generated captions
+                       scenes:list[dict], # the scenes of the images (`WorldPool.scenes`)
+                      )->dict:
     "Share of one-object scenes whose generated caption names the object's colour and shape."
     one = [(c, s['objects'][0]) for c, s in zip(captions, scenes) if s['kind'] == 'one']
     ws = [(set(c.split()), o) for c, o in one]
