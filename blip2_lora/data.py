@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_data.ipynb #e42e3e1e
 from __future__ import annotations
-import io, os, csv, json, random, warnings
+import io, os, re, csv, json, random, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -191,6 +191,162 @@ def _imagefolder(folder:Path)->datasets.Dataset:
     cols = {'image': [r['file_name'] for r in rows], **{k: [r.get(k) for r in rows] for k in keys if k != 'image'}}
     return datasets.Dataset.from_dict(cols).cast_column('image', datasets.Image())
 
+# %% ../nbs/04_data.ipynb #b3935311
+def _read_json(path:Path, what:str):
+    "The whole JSON file at `path`; a missing file or invalid JSON (with its line) is one clear error."
+    if not Path(path).is_file(): raise Blip2LoraError(f'{path} does not exist: pass the path of the {what} file')
+    try: return json.loads(Path(path).read_text(encoding='utf-8'))
+    except json.JSONDecodeError as e: raise Blip2LoraError(f'{path} line {e.lineno} is not valid JSON ({e.msg}): fix that line') from None
+    except UnicodeDecodeError: raise Blip2LoraError(f'{path} is not UTF-8 text: pass the {what} file') from None
+
+def _keys(x, keys:tuple, file, where:str, hint:str):
+    "Check that `x` is a JSON object with `keys`, naming the first missing one, its place and the file."
+    at = ' '.join(s for s in (str(file), where) if s)
+    if not isinstance(x, dict): raise Blip2LoraError(f'{at} is not a JSON object: {hint}')
+    for k in keys:
+        if k not in x: raise Blip2LoraError(f'{at} has no {k!r} key: {hint}')
+
+def _roots(f:Path, image_dir, subset:str|None)->list[Path]:
+    "Folders to look for images in: `image_dir` if given, else the JSON's folder, its `subset` subfolder and ../`subset`."
+    if image_dir: return [Path(image_dir).expanduser()]
+    return [f.parent] + ([f.parent/subset, f.parent.parent/subset] if subset else [])
+
+def _find_image(roots:list[Path], names:list[str], what:str, form:str)->str:
+    "The first existing `root/name` (kept inside its root); else an error naming every path looked for."
+    tried = []
+    for r in roots:
+        for n in names:
+            p = _inside(r, str(n))
+            if p is None: raise Blip2LoraError(f'{what} has file_name {str(n)!r}, outside the image folder {r}: give it relative to the image folder')
+            if os.path.isfile(p): return p
+            tried.append(p)
+    raise Blip2LoraError(f'{what} has no image file (looked for {", ".join(tried)}): pass the image folder, {form}')
+
+# %% ../nbs/04_data.ipynb #911b2e13
+_COCO_HINT = 'a COCO captions file has "images": [{"id", "file_name"}] and "annotations": [{"image_id", "caption"}]'
+
+def _coco(ann:Path, image_dir:str|None=None, d:dict|None=None)->datasets.Dataset:
+    "COCO captions as rows (image, text): one row per caption; an image's rows share its file, so `evaluate` scores against all of them."
+    ann = Path(ann); d = _read_json(ann, 'COCO captions') if d is None else d     # d: the file's JSON when already read
+    _keys(d, ('images', 'annotations'), ann, '', _COCO_HINT)
+    m = re.match(r'captions_(\w+)\.json$', ann.name)              # captions_val2014.json -> val2014
+    roots, files, found, rows = _roots(ann, image_dir, m and m[1]), {}, {}, {'image': [], 'text': []}
+    for i, im in enumerate(d['images']):
+        _keys(im, ('id', 'file_name'), ann, f'images[{i}]', _COCO_HINT); files[im['id']] = im['file_name']
+    for i, a in enumerate(d['annotations']):
+        _keys(a, ('image_id', 'caption'), ann, f'annotations[{i}]', _COCO_HINT)
+        iid = a['image_id']
+        if iid not in files: raise Blip2LoraError(f'{ann} annotations[{i}] has image_id {iid!r}, which is not in its "images" list: fix the image_id or add that image')
+        if iid not in found: found[iid] = _find_image(roots, [files[iid]], f'{ann} image id {iid!r}', f'coco:{ann}:IMAGE_DIR')
+        rows['image'].append(found[iid]); rows['text'].append(a['caption'])
+    return datasets.Dataset.from_dict(rows, features=datasets.Features(image=datasets.Image(), text=datasets.Value('string')))
+
+# %% ../nbs/04_data.ipynb #e517d3e2
+_VQAQ_HINT = 'a VQAv2 questions file (v2_OpenEnded_mscoco_*_questions.json) has "questions": [{"image_id", "question", "question_id"}]'
+_VQAA_HINT = 'a VQAv2 annotations file (v2_mscoco_*_annotations.json) has "annotations": [{"question_id", "answers": [{"answer"}, ...]}]'
+
+def _vqav2(questions:Path, annotations:Path, image_dir:str|None=None)->datasets.Dataset:
+    "VQAv2 as rows (image, question, answer): one row per question, `answer` = the list of its (10) human answers."
+    qf, af = Path(questions), Path(annotations)
+    q, a = _read_json(qf, 'VQAv2 questions'), _read_json(af, 'VQAv2 annotations')
+    _keys(q, ('questions',), qf, '', _VQAQ_HINT); _keys(a, ('annotations',), af, '', _VQAA_HINT)
+    m = re.search(r'mscoco_(\w+?)_questions\.json$', qf.name)
+    sub = q.get('data_subtype') or a.get('data_subtype') or (m and m[1])   # e.g. val2014: COCO_val2014_<id>.jpg
+    qs, answers = {}, {}
+    for i, x in enumerate(q['questions']):
+        _keys(x, ('image_id', 'question', 'question_id'), qf, f'questions[{i}]', _VQAQ_HINT); qs[x['question_id']] = x
+    for i, x in enumerate(a['annotations']):
+        _keys(x, ('question_id', 'answers'), af, f'annotations[{i}]', _VQAA_HINT)
+        if x['question_id'] not in qs: raise Blip2LoraError(f'{af} annotations[{i}] has question_id {x["question_id"]!r}, which is not in {qf}: pass the questions and annotations of the same split')
+        for j, y in enumerate(x['answers']): _keys(y, ('answer',), af, f'annotations[{i}].answers[{j}]', _VQAA_HINT)
+        answers[x['question_id']] = [str(y['answer']) for y in x['answers']]
+    roots, found, rows = _roots(qf, image_dir, sub), {}, {'image': [], 'question': [], 'answer': []}
+    for qid, x in qs.items():
+        if qid not in answers: raise Blip2LoraError(f'{qf} question_id {qid!r} has no annotation in {af}: pass the annotations of the same split (test questions have none: they cannot be trained on or scored)')
+        iid = x['image_id']; z = str(iid).zfill(12)
+        if iid not in found: found[iid] = _find_image(roots, ([f'COCO_{sub}_{z}.jpg'] if sub else []) + [f'{z}.jpg'], f'{qf} image id {iid!r}', f'vqav2:{qf}:{af}:IMAGE_DIR')
+        rows['image'].append(found[iid]); rows['question'].append(x['question']); rows['answer'].append(answers[qid])
+    feats = datasets.Features(image=datasets.Image(), question=datasets.Value('string'), answer=datasets.Sequence(datasets.Value('string')))
+    return datasets.Dataset.from_dict(rows, features=feats)
+
+# %% ../nbs/04_data.ipynb #950eb7f1
+_CHAT_HINT = 'a chat row is {"messages": [{"role": "user", "content": "<image>question or instruction"}, {"role": "assistant", "content": "answer or caption"}], "images": ["img/1.png"]}'
+_LLAVA_ROLES = {'human': 'user', 'gpt': 'assistant'}
+
+def _content(c, where:str)->tuple[str,int]:
+    "Text of one message's content (a string, or a list of {type: text|image} parts) without image tags, and its number of images."
+    if c is None: return '', 0
+    if isinstance(c, str): return ' '.join(c.replace('<image>', ' ').split()), c.count('<image>')
+    if not isinstance(c, list): raise Blip2LoraError(f'{where} content is neither a string nor a list of parts: {_CHAT_HINT}')
+    text, n = [], 0
+    for p in c:
+        if not isinstance(p, dict) or p.get('type') not in ('text', 'image', 'image_url'): raise Blip2LoraError(f'{where} has a content part that is not {{"type": "text" | "image", ...}}: {_CHAT_HINT}')
+        if p['type'] == 'text': t, k = _content(p.get('text'), where); text.append(t); n += k
+        else: n += 1
+    return ' '.join(' '.join(text).split()), n
+
+def _chat_row(row, where:str, root:Path)->tuple[str, list[tuple[str,str]]]:
+    "One chat row: its image path and its (user text, assistant reply) turns."
+    if isinstance(row, dict) and 'messages' not in row and isinstance(row.get('conversations'), list):   # LLaVA style
+        row = {'messages': [{'role': _LLAVA_ROLES.get(m.get('from'), m.get('from')), 'content': m.get('value')} if isinstance(m, dict) else m
+                            for m in row['conversations']], 'images': row.get('images', row.get('image'))}
+    _keys(row, ('messages',), where, '', _CHAT_HINT)
+    ims = row.get('images'); ims = [] if ims is None else [ims] if isinstance(ims, (str, dict)) else list(ims)
+    turns, user, n_tags = [], [], 0
+    for j, m in enumerate(row['messages']):
+        _keys(m, ('role', 'content'), where, f'messages[{j}]', _CHAT_HINT)
+        t, k = _content(m['content'], f'{where} messages[{j}]'); n_tags += k
+        if m['role'] == 'user': user.append(t)
+        elif m['role'] == 'assistant': turns.append((' '.join(x for x in user if x), t)); user = []
+    if not turns: raise Blip2LoraError(f'{where} has no assistant turn: each row needs the assistant\'s reply (the caption or answer) after the user turn')
+    if n_tags != len(ims): raise Blip2LoraError(f'{where} has {n_tags} <image> tag(s) but {len(ims)} image(s): put one <image> in the user turn for each entry of "images"')
+    if len(ims) != 1: raise Blip2LoraError(f'{where} has {len(ims)} images: BLIP-2 sees one image per example, so give each row exactly one')
+    name = ims[0].get('path') if isinstance(ims[0], dict) else ims[0]
+    if not isinstance(name, str) or name.startswith(('http://', 'https://', 'data:')): raise Blip2LoraError(f'{where} image {str(name)[:60]!r} is not a local file path: download the images and give their paths relative to {root}')
+    return _find_image([root], [name], f'{where} image', f'chat:FILE:IMAGE_ROOT (relative paths are read from IMAGE_ROOT, default the file\'s folder)'), turns
+
+def _chat(path:Path, image_root:str|None=None)->datasets.Dataset:
+    "Chat-style JSONL (ms-swift / TRL `messages` + `images`; LLaVA `conversations` + `image`) as rows: one per assistant turn."
+    path = Path(path); root = Path(image_root).expanduser() if image_root else path.parent
+    if not path.is_file(): raise Blip2LoraError(f'{path} does not exist: pass the path of the chat JSONL file')
+    text = path.read_text(encoding='utf-8')
+    if path.suffix == '.json':                                         # LLaVA's .json: one array of rows
+        items = _read_json(path, 'chat')
+        if not isinstance(items, list): raise Blip2LoraError(f'{path} is not a JSON array of chat rows: {_CHAT_HINT}')
+        items = [(x, f'{path} item {i}') for i, x in enumerate(items)]
+    else:
+        items = []
+        for i, line in enumerate(text.splitlines()):
+            if not line.strip(): continue
+            try: items.append((json.loads(line), f'{path} line {i+1}'))
+            except json.JSONDecodeError as e: raise Blip2LoraError(f'{path} line {i+1} is not valid JSON ({e.msg}): fix that line') from None
+    rows = {'image': [], 'text': [], 'question': [], 'answer': []}
+    for x, where in items:
+        im, turns = _chat_row(x, where, root)
+        for q, a in turns: rows['image'].append(im); rows['question'].append(q); rows['answer'].append(a); rows['text'].append(a)
+    return datasets.Dataset.from_dict(rows, features=datasets.Features({k: datasets.Image() if k == 'image' else datasets.Value('string') for k in rows}))
+
+# %% ../nbs/04_data.ipynb #672a4a4d
+_FORMS = {'coco': 'coco:CAPTIONS.json[:IMAGE_DIR]', 'vqav2': 'vqav2:QUESTIONS.json:ANNOTATIONS.json[:IMAGE_DIR]',
+          'chat': 'chat:FILE.jsonl[:IMAGE_ROOT]'}
+
+def _format_source(source:str)->datasets.Dataset|None:
+    "COCO / VQAv2 / chat data named explicitly (`coco:`, `vqav2:`, `chat:`) or recognised from a .json/.jsonl file; else None."
+    kind, _, rest = source.partition(':')
+    if kind in _FORMS:
+        parts, n = rest.split(':'), 2 if kind == 'vqav2' else 1
+        if not n <= len(parts) <= n + 1 or not all(parts[:n]): raise Blip2LoraError(f'bad {kind} source {source!r}: write {_FORMS[kind]}')
+        return {'coco': _coco, 'vqav2': _vqav2, 'chat': _chat}[kind](*[Path(x).expanduser() for x in parts[:n]], *parts[n:])
+    p = Path(source).expanduser()
+    if not p.is_file() or p.name == 'metadata.jsonl' or p.suffix not in ('.json', '.jsonl'): return None
+    if p.suffix == '.jsonl': return _chat(p)                           # one chat row per line
+    d = _read_json(p, 'data')
+    if isinstance(d, list): return _chat(p)                            # LLaVA's .json: an array of rows
+    if isinstance(d, dict) and 'images' in d and 'annotations' in d: return _coco(p, d=d)
+    if isinstance(d, dict) and 'questions' in d: raise Blip2LoraError(f'{p} is a VQAv2 questions file: pass it with its annotations, as {_FORMS["vqav2"]}')
+    if isinstance(d, dict) and 'annotations' in d: raise Blip2LoraError(f'{p} looks like VQAv2 annotations: pass them with their questions, as {_FORMS["vqav2"]}')
+    raise Blip2LoraError(f'{p} is a JSON file in no format known here: pass {_FORMS["coco"]}, {_FORMS["vqav2"]}, a chat .jsonl, or an imagefolder')
+
 # %% ../nbs/04_data.ipynb #c44d71cf
 def _open_source(source:str, split:str):
     "The raw `datasets.Dataset` behind `source` (no column checks yet)."
@@ -199,6 +355,8 @@ def _open_source(source:str, split:str):
         try: n, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
         except (ValueError, IndexError): raise Blip2LoraError(f'bad synthetic source {source!r}: write synthetic:N or synthetic:N:SEED, e.g. synthetic:96:0') from None
         return None, (n, seed)
+    fmt = _format_source(source)                                       # coco:, vqav2:, chat:, or a .json/.jsonl file
+    if fmt is not None: return fmt, None
     p = Path(source).expanduser()
     if p.is_file() and p.name in ('metadata.jsonl', 'metadata.csv'): p = p.parent
     if p.is_dir():
@@ -211,9 +369,9 @@ def _open_source(source:str, split:str):
                 ds = ds[split]
             return ds, None
         raise Blip2LoraError(f'{p} is neither a save_to_disk folder nor an imagefolder (no metadata.jsonl or metadata.csv): add a metadata file with file_name and text columns')
-    if p.exists(): raise Blip2LoraError(f'{p} is a file, not a data folder: pass the folder that holds metadata.jsonl, or a save_to_disk folder')
+    if p.exists(): raise Blip2LoraError(f'{p} is a file, not a data folder: pass the folder that holds metadata.jsonl, a save_to_disk folder, {_FORMS["coco"]}, {_FORMS["vqav2"]} or a chat .jsonl')
     if source.startswith(('.', '/', '~')) or source.count('/') != 1:
-        raise Blip2LoraError(f'{source} does not exist: pass a data folder, a Hub id such as ybelkada/football-dataset, or synthetic:N')
+        raise Blip2LoraError(f'{source} does not exist: pass a data folder, a Hub id such as ybelkada/football-dataset, synthetic:N, {_FORMS["coco"]}, {_FORMS["vqav2"]} or a chat .jsonl')
     if not _hub_reachable(): raise Blip2LoraError(f'{source!r} is not a local folder and the Hugging Face Hub is unreachable: pass a local folder or synthetic:N')
     try: return datasets.load_dataset(source, split=split), None
     except Exception as e: raise Blip2LoraError(f'could not load {source!r} from the Hub ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}): check the id and split') from None
@@ -229,20 +387,23 @@ def check_data(ds:datasets.Dataset, # canonical columns: image + text, or image 
     if len(ds) == 0: raise Blip2LoraError(f'{source} is empty (0 rows): add examples or fix the path/split')
     need = ['image'] + (['text'] if task == 'caption' else ['question', 'answer'])
     for c in need:
-        if c not in ds.column_names: raise Blip2LoraError(f'{source} has no {c!r} column (columns: {", ".join(ds.column_names)})' + (': use --task caption or name the columns with --question-column/--answer-column' if task == 'vqa' else ': name it with text_column=/--text-column'))
+        if c not in ds.column_names: raise Blip2LoraError(f'{source} has no {c!r} column (columns: {", ".join(ds.column_names)})' + (': use --task caption or name the columns with --question-column/--answer-column' if task == 'vqa' else ': this is VQA data, use task="vqa" (--task vqa)' if 'question' in ds.column_names else ': name it with text_column=/--text-column'))
     for c in need[1:]:
         for i, v in enumerate(ds[c]):
             if v is None or not str(v).strip() or (isinstance(v, (list, tuple)) and not any(str(x).strip() for x in v)): raise Blip2LoraError(f'{source} row {i} has an empty {c!r}: every row needs a non-empty {c}')
     if check_images:
         raw = ds.cast_column('image', datasets.Image(decode=False)) if isinstance(ds.features.get('image'), datasets.Image) else ds
+        seen = set()                         # an image shared by several rows (COCO's 5 captions) is read once
         for i0 in range(0, len(raw), 256):   # in chunks: never all the image bytes in memory at once
             for i, x in enumerate(raw[i0:i0 + 256]['image'], start=i0):
-                nm = (x.get('path') if isinstance(x, dict) else None) or f'{source} row {i} image'
-                load_image(x, max_pixels=max_pixels, name=nm)
+                path = x.get('path') if isinstance(x, dict) and not x.get('bytes') else None
+                if path in seen: continue
+                if path: seen.add(path)
+                load_image(x, max_pixels=max_pixels, name=(x.get('path') if isinstance(x, dict) else None) or f'{source} row {i} image')
     return ds
 
 # %% ../nbs/04_data.ipynb #e6b6b828
-def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:SEED]`, or a Dataset
+def load_data(source:str|Path|datasets.Dataset, # imagefolder (metadata.jsonl/csv), save_to_disk folder, Hub id, synthetic:N[:SEED], coco:CAPTIONS.json[:IMAGE_DIR], vqav2:QUESTIONS.json:ANNOTATIONS.json[:IMAGE_DIR], a chat .jsonl (messages + images; chat:FILE.jsonl[:IMAGE_ROOT]), or a Dataset
               task:str='caption', # 'caption' or 'vqa'
               text_column:str='text', # the source's caption column (task 'caption')
               question_column:str='question', # the source's question column (task 'vqa')
@@ -251,7 +412,7 @@ def load_data(source:str|Path|datasets.Dataset, # folder, Hub id, `synthetic:N[:
               split:str='train', # split of a DatasetDict / Hub data set / imagefolder subfolder
               check_images:bool=True, # decode every image now (see `check_data`)
              )->datasets.Dataset:
-    "Load captioning / VQA data from any supported source into canonical columns, and check it."
+    "Load captioning / VQA data from any supported source (COCO captions, VQAv2 and chat JSONL too) into canonical columns, and check it."
     if task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {task!r}: use 'caption' or 'vqa'")
     if isinstance(source, datasets.Dataset): ds, syn = source, None
     else: ds, syn = _open_source(str(source), split)

@@ -236,3 +236,140 @@ def test_special_token_text_is_plain_text(name, task):
             assert tok.decode(b['input_ids'][i, nq:n]) == f"</s>Question: {r['question']} Answer: {r['answer']}</s>"
     assert c.count_long(rows, warn=False) == 0
     with torch.no_grad(): load_model(name)(**b)      # was: RuntimeError (image features and placeholders differ)
+
+# --- issue 18: COCO captions, VQAv2 and chat JSONL as published -------------------------------------------------
+from blip2_lora.data import draw_shape, caption_of, _open_source
+
+def _coco_fixture(root, n=3):
+    "COCO 2014 layout: annotations/captions_val2014.json (5 captions per image, shuffled) + val2014/COCO_val2014_<id>.jpg."
+    (root/'annotations').mkdir(parents=True); (root/'val2014').mkdir()
+    rng, images, anns = __import__('random').Random(1), [], []
+    for k, (c, s, p) in enumerate(combos()[:n * 5:5]):
+        iid = 100 + k; fn = f'COCO_val2014_{iid:012d}.jpg'
+        draw_shape(c, s, p, 48, rng).save(root/'val2014'/fn, quality=95)
+        images.append({'license': 1, 'file_name': fn, 'coco_url': '', 'height': 48, 'width': 48, 'date_captured': '', 'flickr_url': '', 'id': iid})
+        for t in (caption_of(c, s, p), f'a {c} {s}', f'A {c} {s}.', f'the {s} is {c}', f'a {s} in {c} on white'):
+            anns.append({'image_id': iid, 'id': len(anns), 'caption': t})
+    rng.shuffle(anns)
+    f = root/'annotations'/'captions_val2014.json'
+    f.write_text(json.dumps({'info': {}, 'licenses': [], 'images': images, 'annotations': anns}))
+    return f
+
+_ANS = [['red'] * 4 + ['orange'] * 3 + ['dark red'] * 3, ['round'] * 9 + ['circle'], ['2', '2'] + ['3'] * 8]
+
+def _vqa_fixture(root, subset='val2014', naming=2014):
+    root.mkdir(parents=True); qs, anns = [], []
+    for k, a in enumerate(_ANS):
+        iid = 7 + k; draw_shape(*combos()[k], 48).save(root/(f'COCO_{subset}_{iid:012d}.jpg' if naming == 2014 else f'{iid:012d}.jpg'))
+        qs.append({'image_id': iid, 'question': 'What colour is it?', 'question_id': iid * 1000 + 1})
+        anns.append({'question_id': iid * 1000 + 1, 'image_id': iid, 'question_type': 'what', 'answer_type': 'other', 'multiple_choice_answer': a[0],
+                     'answers': [{'answer': x, 'answer_confidence': 'yes', 'answer_id': j + 1} for j, x in enumerate(a)]})
+    q, an = root/f'v2_OpenEnded_mscoco_{subset}_questions.json', root/f'v2_mscoco_{subset}_annotations.json'
+    q.write_text(json.dumps({'info': {}, 'task_type': 'Open-Ended', 'data_type': 'mscoco', 'license': {}, 'data_subtype': subset, 'questions': qs}))
+    an.write_text(json.dumps({'info': {}, 'license': {}, 'data_subtype': subset, 'data_type': 'mscoco', 'annotations': anns}))
+    return q, an
+
+def _chat_fixture(root):
+    (root/'img').mkdir(parents=True)
+    for k in range(3): draw_shape(*combos()[k], 48).save(root/'img'/f'{k}.png')
+    rows = [{'messages': [{'role': 'user', 'content': '<image>What colour is it?'}, {'role': 'assistant', 'content': 'red'},
+                          {'role': 'user', 'content': 'And the shape?'}, {'role': 'assistant', 'content': 'circle'}], 'images': ['img/0.png']},
+            {'messages': [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'Describe it.'}]},
+                          {'role': 'assistant', 'content': [{'type': 'text', 'text': caption_of(*combos()[1])}]}], 'images': ['img/1.png']},
+            {'id': 'x', 'image': 'img/2.png', 'conversations': [{'from': 'human', 'value': '<image>\nWhat is it?'}, {'from': 'gpt', 'value': 'a square'}]}]
+    f = root/'data.jsonl'; f.write_text(''.join(json.dumps(r) + '\n' for r in rows)); return f
+
+def _paths(ds): return [x['path'] for x in ds.cast_column('image', __import__('datasets').Image(decode=False))['image']]
+
+def test_formats_load(tmp_path):
+    f = _coco_fixture(tmp_path/'coco')
+    ds = load_data(f'coco:{f}')
+    assert len(ds) == 15 and len(set(_paths(ds))) == 3 and ds.column_names == ['image', 'text']
+    assert load_data(f)['text'] == ds['text'] == [a['caption'] for a in json.loads(f.read_text())['annotations']]
+    assert load_data(f'coco:{f}:{tmp_path/"coco"/"val2014"}')['text'] == ds['text']
+    q, a = _vqa_fixture(tmp_path/'vqa')
+    v = load_data(f'vqav2:{q}:{a}', task='vqa')
+    assert v['answer'] == _ANS and v['question'] == ['What colour is it?'] * 3 and v[0]['image'].size == (48, 48)
+    q17, a17 = _vqa_fixture(tmp_path/'vqa17', naming=2017)          # 2017 file names: 000000000007.jpg
+    assert load_data(f'vqav2:{q17}:{a17}', task='vqa')['answer'] == _ANS
+    c = _chat_fixture(tmp_path/'chat')
+    cv, cc = load_data(c, task='vqa'), load_data(f'chat:{c}')
+    assert cv['question'] == ['What colour is it?', 'And the shape?', 'Describe it.', 'What is it?']
+    assert cv['answer'] == cc['text'] == ['red', 'circle', caption_of(*combos()[1]), 'a square']
+    assert _paths(cc)[0] == _paths(cc)[1] == str(tmp_path/'chat'/'img'/'0.png')
+    with pytest.raises(Blip2LoraError, match="this is VQA data, use task=\"vqa\""): load_data(f'vqav2:{q}:{a}')
+    assert len(_open_source(f'coco:{f}', 'train')[0]) == 15         # blip2_lora.batch's entry point reads them too
+
+_N = iter(range(10**6))
+def _bad(src, edit):
+    "An edited copy of the JSON file `src`, next to it (a new name each time)."
+    d = json.loads(src.read_text()); edit(d); out = src.with_name(f'bad{next(_N)}_{src.name}'); out.write_text(json.dumps(d)); return out
+
+def test_formats_errors(tmp_path):
+    f = _coco_fixture(tmp_path/'coco'); im = tmp_path/'coco'/'val2014'
+    q, a = _vqa_fixture(tmp_path/'vqa'); c = _chat_fixture(tmp_path/'chat')
+    first = c.read_text().splitlines()[0]
+    def chat(row): p = tmp_path/'chat'/f'bad{next(_N)}.jsonl'; p.write_text(first + '\n' + row + '\n'); return p
+    def row(**kw): r = json.loads(first); r.update(kw); return json.dumps(r)
+    cases = [
+        (f'coco:{_bad(f, lambda d: d.pop("images"))}:{im}', 'caption', "_captions_val2014.json has no 'images' key"),
+        (f'coco:{_bad(f, lambda d: d["images"][0].pop("file_name"))}:{im}', 'caption', "images[0] has no 'file_name' key"),
+        (f'coco:{_bad(f, lambda d: d["annotations"][2].pop("image_id"))}:{im}', 'caption', "annotations[2] has no 'image_id' key"),
+        (f'coco:{_bad(f, lambda d: d["annotations"][4].update(image_id=5))}:{im}', 'caption', 'annotations[4] has image_id 5, which is not in its "images" list'),
+        (f'coco:{_bad(f, lambda d: d["images"][2].update(file_name="nope.jpg"))}:{im}', 'caption', f'image id 102 has no image file (looked for {im/"nope.jpg"})'),
+        (f'coco:{_bad(f, lambda d: d["images"][2].update(file_name="../../x.jpg"))}:{im}', 'caption', "has file_name '../../x.jpg', outside the image folder"),
+        (f'vqav2:{_bad(q, lambda d: d.pop("questions"))}:{a}', 'vqa', "has no 'questions' key"),
+        (f'vqav2:{_bad(q, lambda d: d["questions"][1].pop("question"))}:{a}', 'vqa', "questions[1] has no 'question' key"),
+        (f'vqav2:{q}:{_bad(a, lambda d: d["annotations"][0].pop("answers"))}', 'vqa', "annotations[0] has no 'answers' key"),
+        (f'vqav2:{q}:{_bad(a, lambda d: d["annotations"][2]["answers"][3].pop("answer"))}', 'vqa', "annotations[2].answers[3] has no 'answer' key"),
+        (f'vqav2:{q}:{_bad(a, lambda d: d["annotations"][1].update(question_id=1))}', 'vqa', 'annotations[1] has question_id 1, which is not in'),
+        (f'vqav2:{q}:{_bad(a, lambda d: d["annotations"].pop())}', 'vqa', 'question_id 9001 has no annotation in'),
+        (f'vqav2:{_bad(q, lambda d: d["questions"][0].update(image_id=55))}:{a}', 'vqa', f"image id 55 has no image file (looked for {tmp_path/'vqa'/'COCO_val2014_000000000055.jpg'}"),
+        (f'vqav2:{q}', 'vqa', "bad vqav2 source"), (str(q), 'vqa', 'is a VQAv2 questions file'), (str(a), 'vqa', 'looks like VQAv2 annotations'),
+        (str(chat(row(messages=json.loads(first)['messages'][:1]))), 'caption', '.jsonl line 2 has no assistant turn'),
+        (str(chat(row(images=['img/0.png', 'img/1.png']))), 'caption', '.jsonl line 2 has 1 <image> tag(s) but 2 image(s)'),
+        (str(chat(row(images=[]))), 'caption', '.jsonl line 2 has 1 <image> tag(s) but 0 image(s)'),
+        (str(chat(json.dumps({'images': ['img/0.png']}))), 'caption', ".jsonl line 2 has no 'messages' key"),
+        (str(chat(row(images=['img/9.png']))), 'caption', '.jsonl line 2 image has no image file'),
+        (str(chat(row(images=['https://x.org/a.png']))), 'caption', 'is not a local file path'),
+        (str(chat('{"messages": [')), 'caption', '.jsonl line 2 is not valid JSON'),
+    ]
+    (tmp_path/'b.json').write_text('{"images": [],\n\n "annotations": [}')
+    cases.append((f'coco:{tmp_path/"b.json"}', 'caption', 'b.json line 3 is not valid JSON'))
+    for src, task, msg in cases:
+        with pytest.raises(Blip2LoraError) as e: load_data(src, task=task)
+        assert msg in str(e.value) and '\n' not in str(e.value), (msg, str(e.value))
+
+def test_formats_metrics_match_pycocoevalcap(tmp_path):
+    "evaluate() on COCO rows (one per caption) scores each image once against its 5 captions: pycocoevalcap's numbers."
+    import contextlib, io, shutil
+    from pycocotools.coco import COCO
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    from blip2_lora.metrics import vqa_accuracy, coco_tokenize
+    from blip2_lora.infer import evaluate, caption
+    f = _coco_fixture(tmp_path/'coco'); ds = load_data(f'coco:{f}')
+    model, proc = load_model(), load_processor()
+    m = evaluate(model, proc, ds, max_new_tokens=12)
+    assert m['n_images'] == 3
+    gt = json.loads(f.read_text())
+    preds = caption(model, proc, [str(tmp_path/'coco'/'val2014'/im['file_name']) for im in gt['images']], max_new_tokens=12)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg = COCO(str(f)); cr = cg.loadRes([{'image_id': im['id'], 'caption': p} for im, p in zip(gt['images'], preds)])
+    ids = [im['id'] for im in gt['images']]
+    gts, res = {i: cg.imgToAnns[i] for i in ids}, {i: cr.imgToAnns[i] for i in ids}
+    if shutil.which('java'): gts, res = PTBTokenizer().tokenize(gts), PTBTokenizer().tokenize(res)
+    else: gts, res = ({i: [coco_tokenize(x['caption']) for x in v] for i, v in d.items()} for d in (gts, res))
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0); cider, _ = Cider().compute_score(gts, res)
+    for k in range(4): assert abs(m[f'bleu{k+1}'] - bleu[k]) < 1e-9, (k, m, bleu)
+    assert abs(m['cider'] - cider) < 1e-9 and m['cider'] > 0, (m, cider)
+    q, a = _vqa_fixture(tmp_path/'vqa')
+    v = vqa_accuracy(['orange', 'circle', 'Two'], load_data(f'vqav2:{q}:{a}', task='vqa')['answer'])
+    assert abs(v['vqa_accuracy'] - (0.9 + 0.3 + 0.6) / 3) < 1e-12     # by hand: (3*2/3+7)/10, 9*(1/3)/10, (2*1/3+8*2/3)/10
+
+def test_formats_train(tmp_path):
+    from blip2_lora.train import finetune
+    c = _chat_fixture(tmp_path/'chat')
+    finetune(data=str(c), task='vqa', output=tmp_path/'run', max_steps=2, batch_size=2, save_steps=10)
+    assert (tmp_path/'run').is_dir()
