@@ -6,7 +6,7 @@
 from __future__ import annotations
 import re, math
 from collections import Counter
-from .models import Blip2LoraError
+from .errors import Blip2LoraError  # not models: scoring needs no torch
 
 # %% auto #0
 __all__ = ['coco_tokenize', 'caption_metrics', 'vqa_normalize', 'vqa_accuracy']

@@ -10,17 +10,17 @@ import torch
 from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig, T5Config,
                           PreTrainedTokenizerFast, BitsAndBytesConfig)
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+from .errors import Blip2LoraError
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'DTYPES', 'REAL_MODELS', 'Blip2LoraError', 'tiny_tokenizer',
-           'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device',
-           'bf16_ok', 'pick_dtype', 'hub_available', 'load_processor', 'load_model', 'base_blip2', 'model_device',
-           'to_device', 'amp_mode', 'real_config', 'meta_model', 'n_params', 'stop_token_id', 'caption_loss',
-           'generate_texts']
+__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'DTYPES', 'REAL_MODELS', 'tiny_tokenizer', 'tiny_config',
+           'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device', 'bf16_ok',
+           'pick_dtype', 'hub_available', 'load_processor', 'load_model', 'base_blip2', 'model_device', 'to_device',
+           'amp_mode', 'real_config', 'meta_model', 'n_params', 'stop_token_id', 'caption_loss', 'generate_texts',
+           'Blip2LoraError']
 
 # %% ../nbs/00_models.ipynb #2c7881bb
-class Blip2LoraError(Exception):
-    "A user-facing error: one line that says what is wrong and how to fix it."
+_all_ = ['Blip2LoraError']  # defined in `blip2_lora.errors` (no torch), imported above: the same class, still exported here
 
 # %% ../nbs/00_models.ipynb #cc6ed703
 _WORDS = """a an the of on in at with and to is it this that there what which how many where who
@@ -160,6 +160,20 @@ def resolve_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, loc
         except OSError: shutil.rmtree(tmp, ignore_errors=True) # another process won the race
     return str(dest)
 
+# %% ../nbs/00_models.ipynb #5d70a1c2
+class _DropNoise(__import__('logging').Filter):
+    "Drop two bitsandbytes notices that say nothing actionable here."
+    NOISE = ('inputs will be cast',            # int8: once per matmul, hundreds of lines per caption
+             'Failed to load CPU gemm_4bit_forward') # optional Hub kernel for NF4 on CPU; the built-in one is used
+    def filter(self, record): return not any(n in str(record.msg) for n in self.NOISE)
+
+def _drop_bnb_noise():
+    "Put `_DropNoise` on bitsandbytes' two noisy loggers, once: called when loading starts, never at import time."
+    import logging
+    for name in ('bitsandbytes.autograd._functions', 'bitsandbytes.backends.cpu.ops'):
+        log = logging.getLogger(name)  # the kernel notice comes while bitsandbytes is imported: install before that
+        if not any(type(f).__name__ == '_DropNoise' for f in log.filters): log.addFilter(_DropNoise())
+
 # %% ../nbs/00_models.ipynb #bb334ce6
 QUANTS = ('none', 'int8', 'nf4')
 
@@ -169,6 +183,7 @@ def quant_config(quant:str='none', # 'none', 'int8' or 'nf4'
     "The `BitsAndBytesConfig` for `quant` (None for full precision)."
     if quant not in QUANTS: raise Blip2LoraError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}")
     if quant == 'none': return None
+    _drop_bnb_noise()  # before bitsandbytes is first imported
     try: import bitsandbytes  # noqa: F401
     except ImportError: raise Blip2LoraError(f"quant={quant!r} needs bitsandbytes, which is not installed: pip install 'bitsandbytes>=0.50'") from None
     if quant == 'int8': return BitsAndBytesConfig(load_in_8bit=True)
@@ -272,17 +287,9 @@ def load_processor(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, lo
     return proc
 
 # %% ../nbs/00_models.ipynb #8f2d3380
-class _DropNoise(__import__('logging').Filter):
-    "Drop two bitsandbytes notices that say nothing actionable here."
-    NOISE = ('inputs will be cast',            # int8: once per matmul, hundreds of lines per caption
-             'Failed to load CPU gemm_4bit_forward') # optional Hub kernel for NF4 on CPU; the built-in one is used
-    def filter(self, record): return not any(n in str(record.msg) for n in self.NOISE)
-
-for _name in ('bitsandbytes.autograd._functions', 'bitsandbytes.backends.cpu.ops'): # before bitsandbytes is imported
-    __import__('logging').getLogger(_name).addFilter(_DropNoise())
-
 def _quiet_loading():
-    "Silence per-load noise: transformers' 'Loading weights' bar (bitsandbytes' notices are filtered above)."
+    "Silence per-load noise: transformers' 'Loading weights' bar and bitsandbytes' notices (`_drop_bnb_noise`)."
+    _drop_bnb_noise()
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
 

@@ -83,3 +83,20 @@ def test_notebooks_can_be_processed_for_docs():
     "STYLE.md: imports in a cell of their own. nbdev's docs build runs import cells alone, so code mixed in breaks it."
     bad = D.docs_run_problems()
     assert not bad, '\n'.join(bad)
+
+def test_docs_tools_import_no_cycle():
+    "tools/docs.py, docs_check.py and docs_common.py import each other one way only (imports inside functions count too)."
+    import ast
+    mods = {p.stem: p for p in (ROOT/'tools').glob('docs*.py')}
+    deps = {m: {a.name.split('.')[0] for n in ast.walk(ast.parse(p.read_text(encoding='utf-8')))
+                if isinstance(n, ast.Import) for a in n.names} |
+               {n.module.split('.')[0] for n in ast.walk(ast.parse(p.read_text(encoding='utf-8')))
+                if isinstance(n, ast.ImportFrom) and n.module}
+            for m, p in mods.items()}
+    deps = {m: d & set(mods) - {m} for m, d in deps.items()}
+    assert deps['docs_common'] == set() and 'docs' not in deps['docs_check'], deps
+    def reach(m, seen=()):
+        return set().union(*[{d} | reach(d, seen + (m,)) for d in deps[m] if d not in seen]) if deps[m] else set()
+    assert not [m for m in mods if m in reach(m)], deps
+    from docs_check import Chrome, find_chromium   # tests/test_app.py drives the Gradio page with it
+    assert callable(Chrome) and D.frontmatter is __import__('docs_common').frontmatter

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import docs as D
+import docs_common as D   # not docs: docs.py runs this module for `check`, so importing it back would be a cycle
 
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
          '--no-first-run', '--disable-sync', '--disable-dev-shm-usage', '--hide-scrollbars', '--window-size=1280,900']
