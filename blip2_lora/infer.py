@@ -12,7 +12,8 @@ from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, loa
 
 # %% auto #0
 __all__ = ['adapter_config', 'adapter_base', 'is_quantized', 'load_adapter', 'load_for_inference', 'open_images', 'caption',
-           'answer', 'token_agreement', 'evaluate', 'merge_adapter']
+           'answer', 'token_agreement', 'evaluate', 'merge_adapter', 'vllm_lora_problem', 'export_vllm_adapter',
+           'export_for_serving']
 
 # %% ../nbs/06_infer.ipynb #1ef156b9
 _TINY_DIR = re.compile(r'^tiny-(opt|t5)(-v\d+)?$')
@@ -277,4 +278,59 @@ def merge_adapter(adapter_dir:str|Path, # a LoRA adapter folder
     m, proc = load_for_inference(adapter_dir, model=model, merge=True, quant='none', dtype=dtype, device=device)
     out.mkdir(parents=True, exist_ok=True)
     m.save_pretrained(out, safe_serialization=True); proc.save_pretrained(out)   # save_pretrained copies GPU tensors to the CPU itself
+    cfg = json.loads((out/'config.json').read_text())   # save_pretrained records the first parameter's dtype: query_tokens, kept fp32 in a float16 BLIP-2
+    cfg['dtype'] = str(m.language_model.dtype).removeprefix('torch.')   # the weights' dtype, which servers (vLLM --dtype auto) read
+    (out/'config.json').write_text(json.dumps(cfg, indent=2, sort_keys=True) + '\n')
     return out
+
+# %% ../nbs/06_infer.ipynb #9dadb12f
+_LM_KEY = 'base_model.model.language_model.'   # peft's prefix + the language model's name in BLIP-2 (HF and vLLM alike)
+
+def vllm_lora_problem(adapter_dir:str|Path, # a LoRA adapter folder
+                     )->str|None:
+    "Why vLLM could not serve this adapter as LoRA on the base (None when it can): it must adapt only language-model linears."
+    from safetensors import safe_open
+    d = Path(adapter_dir).expanduser(); cfg = adapter_config(d)
+    if cfg.get('use_dora'): return f'{d} is a DoRA adapter, which vLLM does not load as LoRA'
+    if cfg.get('bias', 'none') != 'none': return f"{d} trains biases (bias={cfg['bias']!r}), which vLLM's LoRA loader refuses"
+    with safe_open(str(d/'adapter_model.safetensors'), 'pt') as f: keys = list(f.keys())
+    full = [k for k in keys if not re.search(r'\.lora_[AB]\.weight$', k)]
+    if full or cfg.get('modules_to_save'): return f'{d} also saves whole modules ({(full or cfg["modules_to_save"])[0]}), which vLLM cannot attach as LoRA'
+    out = sorted({re.sub(r'\.lora_[AB]\.weight$', '', k.removeprefix('base_model.model.')) for k in keys if not k.startswith(_LM_KEY)})
+    if out: return f'{d} adapts {len(out)} module(s) outside the language model ({out[0]}...), and vLLM applies LoRA to the language model only'
+    return None
+
+# %% ../nbs/06_infer.ipynb #cb40087e
+def export_vllm_adapter(adapter_dir:str|Path, # a LoRA adapter folder (language-model modules only)
+                        output:str|Path, # folder to write (created; must be empty or absent)
+                       )->Path:
+    "Write the adapter as vLLM's LoRA loader reads it (`--lora-modules name=output`); refuse adapters vLLM would serve only in part."
+    from safetensors.torch import load_file, save_file
+    d, out = Path(adapter_dir).expanduser(), Path(output).expanduser()
+    why = vllm_lora_problem(d)
+    if why: raise Blip2LoraError(f'{why}: it can only be served merged (export_for_serving writes merged/, `vllm serve` that folder)')
+    if out.exists() and (not out.is_dir() or any(out.iterdir())): raise Blip2LoraError(f'output {out} exists and is not empty: pass a new folder')
+    tensors = load_file(str(d/'adapter_model.safetensors'))   # keys already peft's, from the BLIP-2 root: what vLLM matches
+    cfg = {k: v for k, v in adapter_config(d).items() if v is not None}
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out/'adapter_model.safetensors'), metadata={'format': 'pt'})
+    (out/'adapter_config.json').write_text(json.dumps(cfg, indent=2))
+    return out
+
+# %% ../nbs/06_infer.ipynb #5b4d72e0
+def export_for_serving(adapter_dir:str|Path, # a LoRA adapter folder
+                       output:str|Path, # folder to write: merged/ and, for language-model-only adapters, lora/ (must be empty or absent)
+                       model:str|Path|None=None, # base model (default: the adapter's base)
+                       dtype:str='float16', # merged weights: 'float16' or 'bfloat16' for serving, 'float32' to compare exactly
+                       lora:bool|None=None, # also write lora/ for vLLM's --lora-modules: None = when possible, True = required (error otherwise), False = never
+                       device:str|torch.device='auto', # where the merge runs (`pick_device`)
+                      )->dict:
+    "Write `output/merged` (base + adapter as one BLIP-2 folder, any server) and `output/lora` (the adapter for vLLM's LoRA serving)."
+    d, out = Path(adapter_dir).expanduser(), Path(output).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())): raise Blip2LoraError(f'output {out} exists and is not empty: pass a new folder')
+    if dtype not in ('float16', 'bfloat16', 'float32'): raise Blip2LoraError(f"dtype {dtype!r} is not a serving dtype: use float16, bfloat16 (or float32)")
+    why = vllm_lora_problem(d)
+    if lora and why: raise Blip2LoraError(f'{why}: it can only be served merged (drop --require-lora / lora=True)')
+    res = dict(merged=merge_adapter(d, out/'merged', model=model, dtype=dtype, device=device), lora=None, lora_note=why)
+    if lora is not False and why is None: res['lora'] = export_vllm_adapter(d, out/'lora')
+    return res

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #fdfda733
 from __future__ import annotations
-import os, gc, sys, json, math, time, shutil, platform, warnings
+import os, gc, sys, json, math, time, shutil, platform, warnings, importlib.util
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
@@ -43,6 +43,7 @@ class TrainConfig:
     max_new_tokens:int = 20 # generation length for eval metrics
     resume:bool = False # continue from the newest complete checkpoint in output_dir/checkpoints
     overwrite:bool = False # reuse an output_dir that holds other files or another run
+    report_to:str = 'none' # 'none', or 'tensorboard': scalars per logged step in output_dir/tb (`tensorboard --logdir RUN/tb`), besides loss.png
     trainer_args:dict = field(default_factory=dict) # more `TrainingArguments` (deepspeed=..., fsdp=..., lr_scheduler_type=...)
 
     def steps_args(self)->dict:
@@ -66,6 +67,9 @@ def _check_config(c:TrainConfig):
     if c.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise Blip2LoraError(f"unknown precision {c.precision!r}: use auto, fp32, bf16 or fp16")
     if c.warmup_steps < 0: raise Blip2LoraError(f'warmup_steps must be >= 0, got {c.warmup_steps!r}')
     if c.resume and c.overwrite: raise Blip2LoraError('resume and overwrite contradict each other: pass only one of --resume / --overwrite')
+    if c.report_to not in ('none', 'tensorboard'): raise Blip2LoraError(f"unknown report_to {c.report_to!r}: use 'none' or 'tensorboard'")
+    if c.report_to == 'tensorboard' and importlib.util.find_spec('tensorboard') is None:
+        raise Blip2LoraError("report_to='tensorboard' needs the tensorboard package: pip install tensorboard (or drop --report-to)")
     c.steps_args()
 
 # %% ../nbs/05_train.ipynb #d17fa3fd
@@ -290,10 +294,10 @@ Blip2Trainer.evaluate = _evaluate
 # %% ../nbs/05_train.ipynb #456bf1a7
 RUN_FILE = 'train_config.json' # its presence makes a folder a blip2-lora run folder
 OUR_FILES = ('adapter_config.json', 'adapter_model.safetensors', 'metrics.json', 'loss.png', 'versions.json', RUN_FILE) # run folders without a `files` record
-OUR_DIRS = ('checkpoints', 'best')
+OUR_DIRS = ('checkpoints', 'best', 'tb')
 TEMPORARIES = ('.best.tmp', '.best.old', '.final.tmp', f'.{RUN_FILE}.tmp', '.versions.json.tmp') # left only by a killed run
 RESUME_MAY_CHANGE = ('max_steps', 'epochs', 'save_steps', 'save_total_limit', 'max_new_tokens', 'cache', 'gradient_checkpointing',
-                     'resume', 'overwrite', 'output_dir') # settings that do not change the steps already done
+                     'resume', 'overwrite', 'output_dir', 'report_to') # settings that do not change the steps already done
 
 def versions(seed:int|None=None, # the run's seed, recorded beside the versions
             )->dict:
@@ -409,6 +413,12 @@ def plot_losses(log_history:list[dict], # `trainer.state.log_history`
     if path is not None: fig.savefig(path, dpi=100); plt.close(fig)
     return fig
 
+def _tensorboard(log_dir:Path): # the run's tb/ folder
+    "transformers' TensorBoard callback writing to `log_dir` (process 0 only; `train/loss` per logged step, `eval/*` per evaluation)."
+    from transformers.integrations import TensorBoardCallback
+    cb = TensorBoardCallback(); cb.logging_dir = str(log_dir)   # transformers 5 has no TrainingArguments.logging_dir: output_dir/runs otherwise
+    return cb
+
 # %% ../nbs/05_train.ipynb #3b5928a7
 @dataclass
 class TrainResult:
@@ -496,6 +506,7 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
                            data_collator=_Batcher(collate, cache), callbacks=callbacks, run_dir=out, processor=processor,
                            task=config.task, max_new_tokens=config.max_new_tokens, eval_examples=eval_data)
     if trainer.pop_callback(ProgressCallback): trainer.add_callback(_QuietProgress if sys.stderr.isatty() else _PlainProgress)
+    if config.report_to == 'tensorboard': trainer.add_callback(_tensorboard(out/'tb'))
     gc.freeze()  # the Trainer's start calls accelerate's free_memory: a full gc.collect() over every object torch/transformers hold (~0.25 s); frozen ones are skipped
     try:
         with _no_hub_lookup_noise(): res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -552,6 +563,7 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
              answer_column:str='answer', # VQA answer column
              image_column:str='image', # image column
              callbacks:list|None=None, # extra `TrainerCallback`s
+             report_to:str='none', # 'tensorboard': also log to output/tb for TensorBoard (--report-to)
             )->TrainResult:
     "Load model + data, add LoRA, train with `train` and write the run folder `output`; every input checked first."
     from blip2_lora.lora import PRESETS, add_lora, lora_config
@@ -569,7 +581,7 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
         print(f'--quant auto: {p.line()}', flush=True)   # the choice and its plan, in one line
     cfg = TrainConfig(output_dir=str(output), task=task, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                       grad_accum=grad_accum, lr=lr, seed=seed, bf16=bf16, save_steps=save_steps, cache=cache, resume=resume,
-                      overwrite=overwrite, gradient_checkpointing=gradient_checkpointing or quant != 'none')
+                      overwrite=overwrite, gradient_checkpointing=gradient_checkpointing or quant != 'none', report_to=report_to)
     _check_config(cfg)
     meta = dict(model=str(model), data=str(data), eval_data=None if eval_data is None else str(eval_data), quant=quant,
                 targets=targets, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout)

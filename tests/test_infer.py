@@ -96,3 +96,46 @@ def test_prompt_with_special_token_text_refused(adapter):
         with pytest.raises(Blip2LoraError) as e: f()
         assert 'special token' in str(e.value) and '\n' not in str(e.value)
     assert 'question 1' in str(pytest.raises(Blip2LoraError, answer, m, proc, _imgs(2), ['what?', 'is it an <image>?']).value)
+
+# --- issue 18: export for serving (merged folder + vLLM LoRA folder) ------------------------------------------------
+@pytest.fixture(scope='module')
+def llm_adapter(tmp_path_factory):
+    "LoRA on the language model only (q_proj/v_proj exist only in OPT): what vLLM can serve as LoRA."
+    d = tmp_path_factory.mktemp('llm')/'adapter'
+    torch.manual_seed(2)
+    pm = get_peft_model(load_model(), LoraConfig(r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj'], init_lora_weights=False))
+    pm.save_pretrained(d); return d
+
+def test_export_for_serving_merged_and_lora(llm_adapter, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import Blip2ForConditionalGeneration
+    from blip2_lora.infer import export_for_serving, load_adapter
+    ims = _imgs(4, seed=11)
+    m, proc = load_for_inference(llm_adapter, merge=False)
+    want = caption(m, proc, ims, max_new_tokens=12)
+    s = export_for_serving(llm_adapter, tmp_path/'serve', dtype='float32')
+    assert caption(Blip2ForConditionalGeneration.from_pretrained(s['merged']), proc, ims, max_new_tokens=12) == want
+    got, trained = load_file(str(s['lora']/'adapter_model.safetensors')), load_file(str(llm_adapter/'adapter_model.safetensors'))
+    assert got.keys() == trained.keys() and all(torch.equal(got[k], trained[k]) for k in got)
+    assert all(k.startswith('base_model.model.language_model.model.decoder.layers.') and '.lora_' in k for k in got)
+    assert caption(load_adapter(load_model(), s['lora'], merge=False), proc, ims, max_new_tokens=12) == want
+
+@pytest.mark.parametrize('dt', ['float16', 'bfloat16'])
+def test_export_16bit_folders_load_in_their_dtype(llm_adapter, tmp_path, dt):
+    from transformers import Blip2ForConditionalGeneration
+    from blip2_lora.infer import export_for_serving
+    s = export_for_serving(llm_adapter, tmp_path/'s', dtype=dt, lora=False)
+    assert s['lora'] is None and json.loads((s['merged']/'config.json').read_text())['dtype'] == dt
+    m = Blip2ForConditionalGeneration.from_pretrained(s['merged'], dtype='auto')
+    assert m.language_model.dtype == getattr(torch, dt) and m.vision_model.dtype == getattr(torch, dt)
+
+def test_export_refuses_lora_outside_the_language_model(adapter, tmp_path):
+    "The module fixture also adapts fc1, which the vision tower has too: vLLM would drop that part, so merged only."
+    from blip2_lora.infer import export_for_serving, export_vllm_adapter
+    for f in (lambda: export_vllm_adapter(adapter, tmp_path/'a'), lambda: export_for_serving(adapter, tmp_path/'b', lora=True)):
+        with pytest.raises(Blip2LoraError, match='outside the language model.*can only be served merged') as e: f()
+        assert '\n' not in str(e.value)
+    assert not (tmp_path/'b').exists()
+    s = export_for_serving(adapter, tmp_path/'c', dtype='float32')
+    assert s['lora'] is None and 'vision_model' in s['lora_note'] and (s['merged']/'model.safetensors').exists()
+    with pytest.raises(Blip2LoraError, match='not a serving dtype'): export_for_serving(adapter, tmp_path/'d', dtype='int8')

@@ -254,3 +254,23 @@ def test_bad_input_fails_before_training(tmp_path, bad_folder):
         assert msg in str(e.value) and '\n' not in str(e.value), (kw, str(e.value))
         assert not (tmp_path/'out').exists()                                       # nothing trained, nothing written
     assert (tmp_path/'busy'/'notes.txt').read_text() == 'mine'
+
+# --- issue 18: TensorBoard logging ------------------------------------------------------------------------------------
+def test_tensorboard_scalars_equal_metrics_json(tmp_path):
+    "report_to='tensorboard': one event file in RUN/tb whose train/loss scalars are the losses of metrics.json, step by step."
+    pytest.importorskip('tensorboard', reason='tensorboard is a dev requirement (settings.ini); pip install tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = tmp_path/'tb-run'
+    finetune(data='synthetic:9', output=out, max_steps=3, batch_size=3, save_steps=10, report_to='tensorboard')
+    events = list((out/'tb').glob('events.out.tfevents.*'))
+    assert len(events) == 1
+    acc = EventAccumulator(str(events[0])).Reload()
+    got = [(e.step, e.value) for e in acc.Scalars('train/loss')]
+    want = [(h['step'], h['loss']) for h in json.loads((out/'metrics.json').read_text())['log_history'] if 'loss' in h]
+    assert [s for s, _ in got] == [1, 2, 3] and [s for s, _ in want] == [1, 2, 3]
+    assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)   # event files store float32
+
+def test_unknown_report_to_refused_before_training(tmp_path):
+    with pytest.raises(Blip2LoraError, match="unknown report_to 'wandb'") as e:
+        finetune(data='synthetic:3', output=tmp_path/'w', max_steps=1, report_to='wandb')
+    assert '\n' not in str(e.value) and not (tmp_path/'w').exists()
