@@ -9,7 +9,7 @@ from pathlib import Path
 import blip2_lora
 
 # %% auto #0
-__all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'cmd_eval', 'cmd_merge', 'cmd_plan', 'cmd_demo',
+__all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'cmd_eval', 'cmd_merge', 'cmd_export', 'cmd_plan', 'cmd_demo',
            'cmd_batch_caption', 'cmd_app', 'build_parser', 'main']
 
 # %% ../nbs/08_cli.ipynb #a9c4e2b7
@@ -70,7 +70,7 @@ def cmd_train(args:argparse.Namespace, # parsed `blip2-lora train` options (see 
                    epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
                    lr=args.lr, eval_data=args.eval_data, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
                    bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, save_steps=args.save_steps,
-                   device=args.device, dtype=args.dtype)
+                   device=args.device, dtype=args.dtype, report_to=args.report_to)
     if args.json: print(json.dumps(dict(adapter=str(res.adapter), **res.metrics), default=str)); return
     print(f'adapter written to {res.adapter}')
     for k, v in res.metrics.items(): print(f'  {k}: {v:.4g}' if isinstance(v, float) else f'  {k}: {v}')
@@ -163,6 +163,18 @@ def cmd_merge(args:argparse.Namespace, # parsed `blip2-lora merge` options (see 
     _check_place(args)
     out = merge_adapter(args.adapter, args.output, model=args.model, dtype=args.dtype, device=args.device)
     print(f'merged model written to {out}')
+
+# %% ../nbs/08_cli.ipynb #77010c36
+def cmd_export(args:argparse.Namespace, # parsed `blip2-lora export` options (see `build_parser`)
+              ):
+    "Write a LoRA adapter for serving: merged/ (one 16-bit BLIP-2 folder) and, for language-model-only adapters, lora/ for vLLM's --lora-modules."
+    from blip2_lora.infer import export_for_serving
+    _check_place(args)
+    r = export_for_serving(args.adapter, args.output, model=args.model, dtype=args.dtype, device=args.device,
+                           lora=False if args.merged_only else (True if args.require_lora else None))
+    print(f"merged model written to {r['merged']}  (vllm serve {r['merged']})")
+    if r['lora']: print(f"vLLM LoRA adapter written to {r['lora']}  (vllm serve BASE --enable-lora --lora-modules NAME={r['lora']})")
+    elif r['lora_note']: print(f"no lora/ folder: {r['lora_note']}; serve the merged folder")
 
 # %% ../nbs/08_cli.ipynb #bc8889b2
 def cmd_plan(args:argparse.Namespace, # parsed `blip2-lora plan` options (see `build_parser`)
@@ -260,7 +272,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--seed', type=_SEED, default=0, help='weights are a deterministic function of the seed')
     s = _sub(sub, 'train', cmd_train)
     _model_arg(s, 'blip2-lora/tiny-opt')
-    s.add_argument('--data', required=True, help='imagefolder with metadata.jsonl/csv, save_to_disk folder, Hub id or synthetic:N[:SEED]')
+    s.add_argument('--data', required=True, help='imagefolder (metadata.jsonl/csv), save_to_disk folder, Hub id, synthetic:N[:SEED], coco:CAPTIONS.json[:IMAGE_DIR], vqav2:QUESTIONS.json:ANNOTATIONS.json[:IMAGE_DIR], a chat .jsonl (messages + images; chat:FILE.jsonl[:IMAGE_ROOT])')
     s.add_argument('--output', default='blip2-lora-run', help='run folder for the adapter, metrics and checkpoints')
     s.add_argument('--task', choices=['caption', 'vqa'], default='caption', help='captioning (image, text) or VQA (image, question, answer)')
     _place_args(s)
@@ -281,6 +293,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--gradient-checkpointing', action='store_true', help='recompute activations (always on for int8/nf4)')
     s.add_argument('--seed', type=_SEED, default=0, help='LoRA init, data order, dropout')
     s.add_argument('--save-steps', type=int, default=50, help='checkpoint every N steps')
+    s.add_argument('--report-to', choices=['none', 'tensorboard'], default='none', help='also log to RUN/tb for TensorBoard (offline; needs pip install tensorboard)')
     s.add_argument('--json', action='store_true', help='print the result as one JSON object')
     s = _sub(sub, 'caption', cmd_caption)
     s.add_argument('--prompt', default=None, help='conditional captioning: the caption continues this text')
@@ -308,10 +321,19 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--host', default='127.0.0.1', help="interface to listen on ('0.0.0.0': reachable from other machines)")
     s.add_argument('--port', type=_int(1), default=7860, help='port to serve the page on')
     s.add_argument('--max-new-tokens', type=_int(1), default=30, help='caption length limit')
+    s = _sub(sub, 'export', cmd_export)
+    _model_arg(s, "the adapter's base model")
+    s.add_argument('--adapter', required=True, help='LoRA adapter folder (a run folder of blip2-lora train)')
+    s.add_argument('--output', required=True, help='new folder: merged/ (any server) and lora/ (vLLM --enable-lora, language-model-only adapters)')
+    s.add_argument('--dtype', choices=['float16', 'bfloat16', 'float32'], default='float16', help='dtype of the merged weights')
+    s.add_argument('--device', default='auto', help='where the merge runs: auto (the GPU if there is one), cpu, cuda:N')
+    g = s.add_mutually_exclusive_group()
+    g.add_argument('--merged-only', action='store_true', help='write merged/ only')
+    g.add_argument('--require-lora', action='store_true', help='fail unless the adapter can also be served as LoRA (language-model modules only)')
     s = _sub(sub, 'eval', cmd_eval)
     _model_arg(s)
     s.add_argument('--adapter', required=True, help='LoRA adapter folder')
-    s.add_argument('--data', required=True, help='imagefolder, save_to_disk folder, Hub id or synthetic:N[:SEED]')
+    s.add_argument('--data', required=True, help='imagefolder (metadata.jsonl/csv), save_to_disk folder, Hub id, synthetic:N[:SEED], coco:CAPTIONS.json[:IMAGE_DIR], vqav2:QUESTIONS.json:ANNOTATIONS.json[:IMAGE_DIR], a chat .jsonl (messages + images; chat:FILE.jsonl[:IMAGE_ROOT])')
     s.add_argument('--task', choices=['caption', 'vqa'], default='caption', help='captioning metrics or VQA accuracy')
     s.add_argument('--split', default='train', help='split of the data set to score')
     s.add_argument('--limit', type=_int(1), default=None, help='score only the first N examples (N >= 1)')

@@ -54,13 +54,15 @@ def lora_run(model:str, # base model name or folder (`load_model`)
              alpha:float=16, # LoRA alpha (update scaled by alpha/r)
              dropout:float=0.0, # LoRA dropout
              seed:int=0, # LoRA init and data order
+             progress:str='auto', # training progress: 'auto' (bar on a terminal, plain lines in a log), 'bar', 'lines', 'none'
             ):
     "Fine-tune fresh LoRA adapters on a frozen base (towers cached); returns (peft model, processor, TrainResult)."
     proc = load_processor(model)
     torch.manual_seed(seed)
     peft_model = add_lora(load_model(model), targets, r, alpha, dropout)
     cfg = TrainConfig(output_dir=str(output), max_steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                      warmup_steps=max(1, steps // 20), save_steps=steps, save_total_limit=1, cache=True, overwrite=True)
+                      warmup_steps=max(1, steps // 20), save_steps=steps, save_total_limit=1, cache=True, overwrite=True,
+                      progress=progress)
     with torch.enable_grad(): # even if a caller switched autograd off globally (torch.set_grad_enabled(False))
         res = train(peft_model, proc, data, config=cfg, meta=dict(model=str(model), targets=targets, lora_r=r, lora_alpha=alpha))
     return peft_model.eval(), proc, res
@@ -146,6 +148,7 @@ def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metric
              control:bool=True, # also train on shuffled captions (the proof that the image is used)
              n_show:int=8, # held-out images in grid.png
              quiet:bool=False, # no printing
+             progress:str|None=None, # training progress (see `TrainConfig.progress`); default: 'none' when quiet, else 'auto'
             )->dict:
     "Fine-tune LoRA on synthetic captions, score base / LoRA / shuffled control on held-out images, write the pictures."
     t0, out = time.time(), Path(output)
@@ -157,7 +160,8 @@ def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metric
     base, proc = load_model(model), load_processor(model)
     base_preds, base_m = exact_match(base, proc, eval_ds); del base
     say(f'base model: exact match {base_m["exact_match"]:.3f}, e.g. {base_preds[0]!r}')
-    kw = dict(steps=steps, batch_size=batch_size, lr=lr, targets=targets, r=r, alpha=alpha, seed=seed)
+    kw = dict(steps=steps, batch_size=batch_size, lr=lr, targets=targets, r=r, alpha=alpha, seed=seed,
+              progress=progress or ('none' if quiet else 'auto'))
     t = time.time(); lora, proc, res = lora_run(model, train_ds, out/'adapter', **kw)
     preds, m = exact_match(lora, proc, eval_ds)
     say(f'LoRA ({steps} steps, {time.time() - t:.0f}s): exact match {m["exact_match"]:.3f}')

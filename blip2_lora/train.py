@@ -44,6 +44,7 @@ class TrainConfig:
     resume:bool = False # continue from the newest complete checkpoint in output_dir/checkpoints
     overwrite:bool = False # reuse an output_dir that holds other files or another run
     report_to:str = 'none' # 'none', or 'tensorboard': scalars per logged step in output_dir/tb (`tensorboard --logdir RUN/tb`), besides loss.png
+    progress:str = 'auto' # 'auto' (a bar on a terminal, ~10 plain lines in a log), 'bar', 'lines' or 'none'
     trainer_args:dict = field(default_factory=dict) # more `TrainingArguments` (deepspeed=..., fsdp=..., lr_scheduler_type=...)
 
     def steps_args(self)->dict:
@@ -65,6 +66,7 @@ def _check_config(c:TrainConfig):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise Blip2LoraError(f'{k} must be a positive integer, got {v!r}')
     if not (isinstance(c.lr, (int, float)) and math.isfinite(c.lr) and c.lr > 0): raise Blip2LoraError(f'learning rate must be a finite number > 0, got {c.lr!r}')
     if c.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise Blip2LoraError(f"unknown precision {c.precision!r}: use auto, fp32, bf16 or fp16")
+    if c.progress not in ('auto', 'bar', 'lines', 'none'): raise Blip2LoraError(f"unknown progress {c.progress!r}: use auto, bar, lines or none")
     if c.warmup_steps < 0: raise Blip2LoraError(f'warmup_steps must be >= 0, got {c.warmup_steps!r}')
     if c.resume and c.overwrite: raise Blip2LoraError('resume and overwrite contradict each other: pass only one of --resume / --overwrite')
     if c.report_to not in ('none', 'tensorboard'): raise Blip2LoraError(f"unknown report_to {c.report_to!r}: use 'none' or 'tensorboard'")
@@ -296,7 +298,7 @@ RUN_FILE = 'train_config.json' # its presence makes a folder a blip2-lora run fo
 OUR_FILES = ('adapter_config.json', 'adapter_model.safetensors', 'metrics.json', 'loss.png', 'versions.json', RUN_FILE) # run folders without a `files` record
 OUR_DIRS = ('checkpoints', 'best', 'tb')
 TEMPORARIES = ('.best.tmp', '.best.old', '.final.tmp', f'.{RUN_FILE}.tmp', '.versions.json.tmp') # left only by a killed run
-RESUME_MAY_CHANGE = ('max_steps', 'epochs', 'save_steps', 'save_total_limit', 'max_new_tokens', 'cache', 'gradient_checkpointing',
+RESUME_MAY_CHANGE = ('progress', 'max_steps', 'epochs', 'save_steps', 'save_total_limit', 'max_new_tokens', 'cache', 'gradient_checkpointing',
                      'resume', 'overwrite', 'output_dir', 'report_to') # settings that do not change the steps already done
 
 def versions(seed:int|None=None, # the run's seed, recorded beside the versions
@@ -505,7 +507,9 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
                            eval_dataset=None if eval_data is None else _Indexed(keep(eval_data), 'eval'),
                            data_collator=_Batcher(collate, cache), callbacks=callbacks, run_dir=out, processor=processor,
                            task=config.task, max_new_tokens=config.max_new_tokens, eval_examples=eval_data)
-    if trainer.pop_callback(ProgressCallback): trainer.add_callback(_QuietProgress if sys.stderr.isatty() else _PlainProgress)
+    if trainer.pop_callback(ProgressCallback):   # a bar on a terminal, plain lines in logs, or nothing
+        mode = config.progress if config.progress != 'auto' else 'bar' if sys.stderr.isatty() else 'lines'
+        if mode != 'none': trainer.add_callback(_QuietProgress if mode == 'bar' else _PlainProgress)
     if config.report_to == 'tensorboard': trainer.add_callback(_tensorboard(out/'tb'))
     gc.freeze()  # the Trainer's start calls accelerate's free_memory: a full gc.collect() over every object torch/transformers hold (~0.25 s); frozen ones are skipped
     try:

@@ -231,3 +231,22 @@ def test_quantized_base_keeps_adapter_unmerged_in_the_cli(tmp_path, monkeypatch)
         args = build_parser().parse_args(['caption', '--adapter', str(tmp_path/'run'), '--quant', q, 'x.png'])
         m, _ = _load(args)
         assert (type(m).__name__ == 'Blip2ForConditionalGeneration') == merged, (q, type(m).__name__)
+
+def test_export_command(tmp_path, capsys):
+    "`blip2-lora export`: merged/ loads in plain transformers in float16; an LLM-only adapter also gets lora/ for vLLM."
+    import torch
+    from transformers import Blip2ForConditionalGeneration
+    from blip2_lora.cli import main
+    from blip2_lora.train import finetune
+    finetune(data='synthetic:6', output=tmp_path/'run', max_steps=1, batch_size=3, save_steps=10)
+    assert main(['export', '--adapter', str(tmp_path/'run'), '--output', str(tmp_path/'out')]) == 0
+    out = capsys.readouterr().out
+    assert 'merged model written to' in out and 'vLLM LoRA adapter written to' in out
+    m = Blip2ForConditionalGeneration.from_pretrained(tmp_path/'out'/'merged', dtype='auto')
+    assert m.language_model.get_input_embeddings().weight.dtype == torch.float16
+    assert (tmp_path/'out'/'lora'/'adapter_model.safetensors').exists()
+
+def test_train_report_to_flag(tmp_path):
+    "--report-to reaches finetune (an unknown value is refused by argparse before anything is written)."
+    from blip2_lora.cli import build_parser
+    assert build_parser().parse_args(['train', '--data', 'synthetic:3', '--report-to', 'tensorboard']).report_to == 'tensorboard'
