@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_infer.ipynb #80bfcdd1
 from __future__ import annotations
-import sys, json, re, warnings, logging
+import sys, json, re, shutil, tempfile, warnings, logging
 from pathlib import Path
 import torch
 from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, load_processor, resolve_model,
@@ -276,11 +276,16 @@ def merge_adapter(adapter_dir:str|Path, # a LoRA adapter folder
     out = Path(output).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())): raise Blip2LoraError(f'output {out} exists and is not empty: pass a new folder')
     m, proc = load_for_inference(adapter_dir, model=model, merge=True, quant='none', dtype=dtype, device=device)
-    out.mkdir(parents=True, exist_ok=True)
-    m.save_pretrained(out, safe_serialization=True); proc.save_pretrained(out)   # save_pretrained copies GPU tensors to the CPU itself
-    cfg = json.loads((out/'config.json').read_text())   # save_pretrained records the first parameter's dtype: query_tokens, kept fp32 in a float16 BLIP-2
-    cfg['dtype'] = str(m.language_model.dtype).removeprefix('torch.')   # the weights' dtype, which servers (vLLM --dtype auto) read
-    (out/'config.json').write_text(json.dumps(cfg, indent=2, sort_keys=True) + '\n')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.tmp-'))   # a crash leaves no half-written `out`
+    try:
+        m.save_pretrained(tmp, safe_serialization=True); proc.save_pretrained(tmp)   # save_pretrained copies GPU tensors to the CPU itself
+        cfg = json.loads((tmp/'config.json').read_text())   # save_pretrained records the first parameter's dtype: query_tokens, kept fp32 in a float16 BLIP-2
+        cfg['dtype'] = str(m.language_model.dtype).removeprefix('torch.')   # the weights' dtype, which servers (vLLM --dtype auto) read
+        (tmp/'config.json').write_text(json.dumps(cfg, indent=2, sort_keys=True) + '\n')
+        if out.exists(): out.rmdir()                       # empty (checked above)
+        tmp.rename(out)
+    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     return out
 
 # %% ../nbs/06_infer.ipynb #9dadb12f

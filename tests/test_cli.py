@@ -140,7 +140,7 @@ def cli(capsys, *args):
 BAD = {  # id: (arguments; OUT = the output folder, AD = an adapter, IM = an image), what stderr must say
     'train-epochs-inf': ('train --data synthetic:4 --output OUT --epochs inf', 'argument --epochs: must be a finite number, got inf'),
     'train-epochs-nan': ('train --data synthetic:4 --output OUT --epochs nan', 'argument --epochs: must be a finite number, got nan'),
-    'train-epochs-0': ('train --data synthetic:4 --output OUT --epochs 0', 'epochs must be > 0, got 0.0'),
+    'train-epochs-0': ('train --data synthetic:4 --output OUT --epochs 0', 'epochs must be a finite number > 0, got 0.0'),
     'train-lora-r': ('train --data synthetic:4 --output OUT --lora-r -1', 'LoRA rank r must be a positive integer, got -1'),
     'train-grad-accum': ('train --data synthetic:4 --output OUT --grad-accum 0', 'grad_accum must be a positive integer, got 0'),
     'train-batch-size': ('train --data synthetic:4 --output OUT --batch-size 0', 'batch_size must be a positive integer, got 0'),

@@ -139,3 +139,18 @@ def test_export_refuses_lora_outside_the_language_model(adapter, tmp_path):
     s = export_for_serving(adapter, tmp_path/'c', dtype='float32')
     assert s['lora'] is None and 'vision_model' in s['lora_note'] and (s['merged']/'model.safetensors').exists()
     with pytest.raises(Blip2LoraError, match='not a serving dtype'): export_for_serving(adapter, tmp_path/'d', dtype='int8')
+
+def test_merge_adapter_is_atomic(tmp_path, monkeypatch):
+    "A crash while the merged folder is written leaves no folder behind (the retry is not blocked), and no temporary one."
+    import pytest
+    from transformers import Blip2Processor
+    from blip2_lora.train import finetune
+    from blip2_lora.infer import merge_adapter
+    finetune(data='synthetic:6', output=tmp_path/'run', max_steps=1, batch_size=3, save_steps=10)
+    def boom(self, *a, **k): raise OSError('disk full')
+    with monkeypatch.context() as mp:
+        mp.setattr(Blip2Processor, 'save_pretrained', boom)          # the weights are written, then the processor fails
+        with pytest.raises(OSError): merge_adapter(tmp_path/'run', tmp_path/'merged')
+    assert not (tmp_path/'merged').exists() and not list(tmp_path.glob('.merged.tmp-*'))
+    out = merge_adapter(tmp_path/'run', tmp_path/'merged')            # the retry works
+    assert (out/'config.json').exists() and any(out.glob('*.safetensors'))
