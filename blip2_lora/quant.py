@@ -343,8 +343,7 @@ def auto_quant(model_id:str, # a `REAL_MODELS` id, a tiny name or a model folder
     if dev.type != 'cuda' and gpu_memory is None:    # the CPU: fp32, nothing quantized; the plan only informs
         try: return 'none', plan(model_id, quant='none', dtype='float32', **plan_kw)
         except Blip2LoraError: return 'none', None
-    if dev.type == 'cuda': dt = pick_dtype(dev, dtype)
-    else: dt = pick_dtype(dev, dtype) if dtype != 'auto' else torch.bfloat16 # planning for a GPU that is not here: assume bf16
+    dt = torch.bfloat16 if dev.type != 'cuda' and dtype == 'auto' else pick_dtype(dev, dtype)  # an absent GPU: assume bf16
     dt = str(dt).replace('torch.', '')
     mem = gpu_memory if gpu_memory is not None else torch.cuda.get_device_properties(dev).total_memory / 1e9
     for q in QUANTS:

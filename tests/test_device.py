@@ -9,7 +9,7 @@ captioning and VQA, merging and resuming.
 import os, shutil
 import pytest, torch
 from transformers import TrainerCallback
-from blip2_lora.models import pick_device, model_device, amp_mode, load_model, load_processor
+from blip2_lora.models import pick_device, model_device, amp_mode, bf16_ok, load_model, load_processor
 from blip2_lora.train import finetune, last_checkpoint
 from blip2_lora.infer import load_for_inference, caption, answer, merge_adapter
 from blip2_lora.data import synthetic
@@ -35,7 +35,7 @@ def test_train_on_device(tmp_path, dev, quant, cache):
     w = Where()
     res = finetune(data='synthetic:6', eval_data='synthetic:3:1', output=tmp_path/'run', quant=quant, cache=cache, max_steps=2,
                    batch_size=3, save_steps=1, device=DEVICE, callbacks=[w])
-    amp = {'cuda': (torch.cuda.is_available() and torch.cuda.get_device_capability(dev)[0] >= 8 and 'bf16') or 'fp16'}.get(dev.type)
+    amp = None if dev.type != 'cuda' else 'bf16' if bf16_ok(dev) else 'fp16'          # the policy, stated independently of amp_mode
     assert w.seen == {(dev.type, amp == 'bf16', amp == 'fp16')}, w.seen
     assert torch.isfinite(torch.tensor(res.metrics['train_loss']))
     assert isinstance(res.metrics['eval']['eval_sample'], str)            # eval-time generation ran on the device
