@@ -11,6 +11,10 @@ import json, os, signal, sys
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
+
+def say(line):
+    "One marker line in one write(2): both processes share the pipe, and a write under PIPE_BUF is never interleaved (print may issue the text and the newline as two writes, e.g. under PYTHONUNBUFFERED; CI once read 'check the dataNONFINITE rank=0')."
+    sys.stdout.flush(); os.write(1, (line.replace('\n', ' ') + '\n').encode())
 import peft
 from transformers import TrainerCallback, Trainer
 import blip2_lora.train as T
@@ -62,11 +66,11 @@ def report():
     pred = T._predict
     def predict(model, processor, examples, collate, max_new_tokens, *a, **kw):
         out = pred(model, processor, examples, collate, max_new_tokens, *a, **kw)
-        print(f'PREDICT rank={RANK} n={len(out)}', flush=True); return out
+        say(f'PREDICT rank={RANK} n={len(out)}'); return out
     T._predict = predict
     setsd = peft.set_peft_model_state_dict
     def set_state(model, sd, *a, **kw):
-        print(f'BEST rank={RANK} sum={sum(float(v.double().sum()) for v in sd.values()):.10e}', flush=True)
+        say(f'BEST rank={RANK} sum={sum(float(v.double().sum()) for v in sd.values()):.10e}')
         return setsd(model, sd, *a, **kw)
     peft.set_peft_model_state_dict = set_state
 
@@ -80,5 +84,5 @@ if __name__ == '__main__':
     report()
     try: r = finetune(**kw, callbacks=cbs)
     except NonFiniteLoss as e:
-        print(f'NONFINITE rank={RANK} {e}', flush=True); sys.exit(3)
+        say(f'NONFINITE rank={RANK} {e}'); sys.exit(3)
     if RANK == 0: print('FINAL', json.dumps([h['loss'] for h in r.log_history if 'loss' in h]))
