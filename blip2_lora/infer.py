@@ -8,7 +8,7 @@ import sys, json, re, shutil, tempfile, warnings, logging
 from pathlib import Path
 import torch
 from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, load_processor, resolve_model,
-                     generate_texts, to_device, pick_device)
+                     generate_texts, to_device, pick_device, cache_dir)
 
 # %% auto #0
 __all__ = ['adapter_config', 'adapter_base', 'is_quantized', 'load_adapter', 'load_for_inference', 'open_images', 'caption',
@@ -36,9 +36,11 @@ def adapter_base(adapter_dir:str|Path, # an adapter folder
                 )->str|None:
     "The base model an adapter was trained on (reserved tiny names restored from cache paths)."
     base = adapter_config(adapter_dir).get('base_model_name_or_path')
-    if base and _TINY_DIR.match(Path(base).name) and not base.startswith('blip2-lora/'):
-        base = f"blip2-lora/tiny-{_TINY_DIR.match(Path(base).name).group(1)}"
-    return base
+    m = _TINY_DIR.match(Path(base).name) if base and not base.startswith('blip2-lora/') else None
+    if m is None: return base
+    p = Path(base).expanduser()     # a user's own folder that happens to be called tiny-opt stays that folder
+    homes = {cache_dir().expanduser().resolve(), (Path(__import__('blip2_lora').__file__).parent/'assets').resolve()}
+    return f'blip2-lora/tiny-{m[1]}' if not p.exists() or p.resolve().parent in homes else base
 
 # %% ../nbs/06_infer.ipynb #58f59d01
 def _weights_fit(model, adapter_dir:Path)->str|None:

@@ -154,3 +154,18 @@ def test_merge_adapter_is_atomic(tmp_path, monkeypatch):
     assert not (tmp_path/'merged').exists() and not list(tmp_path.glob('.merged.tmp-*'))
     out = merge_adapter(tmp_path/'run', tmp_path/'merged')            # the retry works
     assert (out/'config.json').exists() and any(out.glob('*.safetensors'))
+
+def test_adapter_base_keeps_a_users_folder_named_tiny_opt(tmp_path, monkeypatch):
+    "A folder of the user's called tiny-opt is that folder (it was mapped to the shipped base, whose shapes differ); cache paths and paths from other machines still map to the reserved name."
+    from blip2_lora.infer import adapter_base
+    from blip2_lora.models import cache_dir
+    monkeypatch.setenv('BLIP2_LORA_CACHE', str(tmp_path/'cache'))
+    own = tmp_path/'work'/'tiny-opt'; own.mkdir(parents=True); (tmp_path/'cache'/'tiny-t5-v3').mkdir(parents=True)
+    def ad(base):
+        d = tmp_path/'ad'; d.mkdir(exist_ok=True); (d/'adapter_model.safetensors').write_bytes(b'')
+        (d/'adapter_config.json').write_text(json.dumps(dict(peft_type='LORA', base_model_name_or_path=str(base))))
+        return adapter_base(d)
+    assert ad(own) == str(own)
+    assert ad(cache_dir()/'tiny-t5-v3') == 'blip2-lora/tiny-t5'
+    assert ad('/elsewhere/.cache/blip2-lora/tiny-opt-v2') == 'blip2-lora/tiny-opt'
+    assert ad('blip2-lora/tiny-opt') == 'blip2-lora/tiny-opt'
