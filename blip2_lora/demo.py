@@ -11,12 +11,13 @@ from .models import Blip2LoraError, DEFAULT_MODEL, load_model, load_processor
 from .data import synthetic, captions
 from .lora import add_lora
 from .train import TrainConfig, train
+from .runs import plot_losses
 from .infer import caption
 from .metrics import caption_metrics
 
 # %% auto #0
-__all__ = ['demo_data', 'shuffle_captions', 'lora_run', 'exact_match', 'caption_grid', 'loss_curves', 'one_per_caption',
-           'metrics_table', 'run_demo']
+__all__ = ['demo_data', 'shuffle_captions', 'lora_run', 'exact_match', 'caption_grid', 'one_per_caption', 'metrics_table',
+           'run_demo']
 
 # %% ../nbs/09_demo.ipynb #73f9912f
 def demo_data(n_train:int=240, # training rows (a multiple of the number of captions keeps them balanced)
@@ -98,20 +99,6 @@ def caption_grid(images:list, # PIL images
     fig.savefig(path, dpi=90, bbox_inches='tight'); plt.close(fig)
     return Path(path)
 
-def loss_curves(runs:dict, # label -> `TrainResult.log_history`
-                path:str|Path, # PNG to write
-                chance:float|None=None, # log(#captions)/tokens line, optional
-               )->Path:
-    "Training loss of several runs on one small figure."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for k, hist in runs.items():
-        pts = [(h['step'], h['loss']) for h in hist if 'loss' in h and 'step' in h]
-        if pts: ax.plot(*zip(*pts), label=k)
-    ax.set(xlabel='step', ylabel='train loss (per token)', yscale='log'); ax.legend(); fig.tight_layout()
-    fig.savefig(path, dpi=90); plt.close(fig)
-    return Path(path)
-
 # %% ../nbs/09_demo.ipynb #841a5e47
 def one_per_caption(texts:list[str], # held-out captions, in order
                     n:int=8, # how many images to pick at most
@@ -175,7 +162,7 @@ def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metric
     grid = caption_grid([eval_ds[i]['image'] for i in show],
                         dict(truth=[eval_ds[i]['text'] for i in show], base=[base_preds[i] for i in show],
                              LoRA=[preds[i] for i in show]), out/'grid.png')
-    loss = loss_curves(hists, out/'loss.png')
+    plot_losses(hists, out/'loss.png', log_scale=True); loss = out/'loss.png'   # the adapter and its control on one figure
     seconds = time.time() - t0
     table = metrics_table(rows, f'{n_caps} captions, chance {chance:.3f}; {len(eval_ds)} held-out images (seed {eval_seed}); '
                                 f'{seconds:.0f} s wall, {torch.get_num_threads()} torch thread(s)')

@@ -79,8 +79,8 @@ def test_cache_refuses_trainable_towers(tmp_path):
     with pytest.raises(Blip2LoraError, match='feature cache needs frozen'):
         train(m, load_processor(), synthetic(3, 0), None, TrainConfig(output_dir=str(tmp_path/'o'), max_steps=1))
     assert not (tmp_path/'o').exists()
-    with pytest.raises(Blip2LoraError, match='--no-cache'):
-        finetune(data='synthetic:3', output=tmp_path/'o2', targets='qformer', max_steps=1)
+    with pytest.raises(Blip2LoraError, match='--no-cache'):                     # asked for explicitly: refused
+        finetune(data='synthetic:3', output=tmp_path/'o2', targets='qformer', max_steps=1, cache=True)
     assert not (tmp_path/'o2').exists()
 
 @pytest.mark.parametrize('quant', ['none', 'int8', 'nf4'])
@@ -274,3 +274,36 @@ def test_unknown_report_to_refused_before_training(tmp_path):
     with pytest.raises(Blip2LoraError, match="unknown report_to 'wandb'") as e:
         finetune(data='synthetic:3', output=tmp_path/'w', max_steps=1, report_to='wandb')
     assert '\n' not in str(e.value) and not (tmp_path/'w').exists()
+
+# --- issue 14: defaults that learn, per base ----------------------------------------------------------------------------
+def test_recipe_per_base():
+    "The embedded tiny bases get the 'tiny' recipe, every other model the seed's ('real'); values are copies."
+    from blip2_lora.train import RECIPES, recipe_for
+    assert recipe_for('blip2-lora/tiny-opt') == ('tiny', RECIPES['tiny']) and recipe_for('blip2-lora/tiny-t5')[0] == 'tiny'
+    assert recipe_for('Salesforce/blip2-opt-2.7b') == ('real', dict(targets='seed', lr=5e-4, epochs=3, batch_size=3))
+    assert recipe_for('/some/folder')[0] == 'real'
+    name, rec = recipe_for('blip2-lora/tiny-opt'); rec['lr'] = 1.0
+    assert RECIPES['tiny']['lr'] != 1.0                                           # a copy: the table is unchanged
+
+def test_recipe_defaults_explicit_wins_and_recorded(tmp_path, capsys):
+    "finetune's None arguments come from the recipe, given ones win; the recipe is printed once and kept in the run file."
+    from blip2_lora.train import RECIPES
+    tiny = RECIPES['tiny']
+    finetune(data='synthetic:4', output=tmp_path/'d', max_steps=1, save_steps=10)
+    out = capsys.readouterr().out
+    assert [l for l in out.splitlines() if l.startswith('recipe ')] == [
+        f"recipe 'tiny' for blip2-lora/tiny-opt: targets={tiny['targets']} lr={tiny['lr']} batch_size={tiny['batch_size']} max_steps=1 (given: max_steps)"]
+    rec = json.loads((tmp_path/'d'/RUN_FILE).read_text())
+    assert (rec['targets'], rec['lr'], rec['batch_size'], rec['epochs'], rec['max_steps']) == (tiny['targets'], tiny['lr'], tiny['batch_size'], None, 1)
+    assert rec['recipe'] == dict(name='tiny', **tiny, given=[])
+    finetune(data='synthetic:4', output=tmp_path/'e', max_steps=1, save_steps=10, targets='seed', lr=1e-3, batch_size=2)
+    rec = json.loads((tmp_path/'e'/RUN_FILE).read_text())
+    assert (rec['targets'], rec['lr'], rec['batch_size']) == ('seed', 1e-3, 2)
+    assert rec['recipe'] == dict(name='tiny', **tiny, given=['batch_size', 'lr', 'targets'])
+
+def test_cache_turns_itself_off_for_tower_presets(tmp_path, capsys):
+    "A preset that trains the Q-Former, cache not asked for: one printed line, the run trains uncached."
+    r = finetune(data='synthetic:3', output=tmp_path/'q', targets='qformer', max_steps=1, batch_size=3, save_steps=10)
+    lines = [l for l in capsys.readouterr().out.splitlines() if 'feature cache' in l]
+    assert len(lines) == 1 and lines[0].startswith('feature cache off: --targets qformer'), lines
+    assert json.loads((tmp_path/'q'/RUN_FILE).read_text())['cache'] is False and (r.output_dir/'adapter_model.safetensors').exists()

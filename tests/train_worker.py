@@ -17,7 +17,7 @@ def say(line):
     sys.stdout.flush(); os.write(1, (line.replace('\n', ' ') + '\n').encode())
 import peft
 from transformers import TrainerCallback, Trainer
-import blip2_lora.train as T
+import blip2_lora.train as T, blip2_lora.trainer as TR
 from blip2_lora.train import finetune, NonFiniteLoss, COMPLETE
 
 RANK = int(os.environ.get('RANK', '0'))
@@ -63,11 +63,11 @@ def nan_on_rank(r):
 
 def report():
     "Print what each process generated for evaluation and which `best/` weights it loaded."
-    pred = T._predict
+    pred = TR._predict                         # Blip2Trainer.evaluate (blip2_lora.trainer) calls it
     def predict(model, processor, examples, collate, max_new_tokens, *a, **kw):
         out = pred(model, processor, examples, collate, max_new_tokens, *a, **kw)
         say(f'PREDICT rank={RANK} n={len(out)}'); return out
-    T._predict = predict
+    TR._predict = predict
     setsd = peft.set_peft_model_state_dict
     def set_state(model, sd, *a, **kw):
         say(f'BEST rank={RANK} sum={sum(float(v.double().sum()) for v in sd.values()):.10e}')
