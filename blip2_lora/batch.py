@@ -175,8 +175,8 @@ def _dataset(data, split:str):
     p = Path(s).expanduser()
     if p.is_dir() and not any((p/f).exists() or (p/split/f).exists() for f in ('metadata.jsonl', 'metadata.csv', 'dataset_dict.json', 'state.json', 'dataset_info.json')):
         return p                                        # a plain folder of images
-    from blip2_lora.data import _open_source
-    return _open_source(s, split)[0]
+    from blip2_lora.data import open_source
+    return open_source(s, split)[0]
 
 def caption_dataset(data, # a `datasets.Dataset`, a folder (imagefolder, save_to_disk, plain images), a Hub id or `synthetic:N`
                     output:str|Path, # the JSONL to write: one {"index", "image", "caption"} row per row of `data`, in order

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageOps
 import datasets
-from .models import Blip2LoraError, _hub_reachable
+from .models import Blip2LoraError, hub_available, lm_family
 
 # %% auto #0
 __all__ = ['COLOURS', 'SHAPES', 'POSITIONS', 'DEFAULT_COLOURS', 'DEFAULT_SHAPES', 'DEFAULT_POSITIONS', 'MAX_PIXELS', 'VQA_PROMPT',
-           'combos', 'caption_of', 'captions', 'draw_shape', 'synthetic', 'load_image', 'check_data', 'load_data',
-           'is_encoder_decoder', 'Collator']
+           'combos', 'caption_of', 'captions', 'draw_shape', 'synthetic', 'load_image', 'open_source', 'check_data',
+           'load_data', 'is_encoder_decoder', 'Collator']
 
 # %% ../nbs/04_data.ipynb #aee4699e
 COLOURS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 70, 220), 'yellow': (230, 200, 30),
@@ -348,8 +348,10 @@ def _format_source(source:str)->datasets.Dataset|None:
     raise Blip2LoraError(f'{p} is a JSON file in no format known here: pass {_FORMS["coco"]}, {_FORMS["vqav2"]}, a chat .jsonl, or an imagefolder')
 
 # %% ../nbs/04_data.ipynb #c44d71cf
-def _open_source(source:str, split:str):
-    "The raw `datasets.Dataset` behind `source` (no column checks yet)."
+def open_source(source:str, # synthetic:N[:SEED], coco:/vqav2:/chat: form, .json/.jsonl file, imagefolder, save_to_disk folder or Hub id
+                split:str, # split of a `DatasetDict` or a Hub data set (an imagefolder may also have it as a subfolder)
+               )->tuple:
+    "(raw `datasets.Dataset`, None) behind `source`, no column checks yet; (None, (n, seed)) for `synthetic:N[:SEED]`."
     if source.startswith('synthetic:'):
         parts = source.split(':')[1:]
         try: n, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
@@ -372,7 +374,7 @@ def _open_source(source:str, split:str):
     if p.exists(): raise Blip2LoraError(f'{p} is a file, not a data folder: pass the folder that holds metadata.jsonl, a save_to_disk folder, {_FORMS["coco"]}, {_FORMS["vqav2"]} or a chat .jsonl')
     if source.startswith(('.', '/', '~')) or source.count('/') != 1:
         raise Blip2LoraError(f'{source} does not exist: pass a data folder, a Hub id such as ybelkada/football-dataset, synthetic:N, {_FORMS["coco"]}, {_FORMS["vqav2"]} or a chat .jsonl')
-    if not _hub_reachable(): raise Blip2LoraError(f'{source!r} is not a local folder and the Hugging Face Hub is unreachable: pass a local folder or synthetic:N')
+    if not hub_available(): raise Blip2LoraError(f'{source!r} is not a local folder and the Hugging Face Hub is unreachable: pass a local folder or synthetic:N')
     try: return datasets.load_dataset(source, split=split), None
     except Exception as e: raise Blip2LoraError(f'could not load {source!r} from the Hub ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}): check the id and split') from None
 
@@ -415,7 +417,7 @@ def load_data(source:str|Path|datasets.Dataset, # imagefolder (metadata.jsonl/cs
     "Load captioning / VQA data from any supported source (COCO captions, VQAv2 and chat JSONL too) into canonical columns, and check it."
     if task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {task!r}: use 'caption' or 'vqa'")
     if isinstance(source, datasets.Dataset): ds, syn = source, None
-    else: ds, syn = _open_source(str(source), split)
+    else: ds, syn = open_source(str(source), split)
     if syn is not None: return synthetic(syn[0], syn[1], task=task)
     ren = {image_column: 'image', **({text_column: 'text'} if task == 'caption' else {question_column: 'question', answer_column: 'answer'})}
     ren = {k: v for k, v in ren.items() if k != v and k in ds.column_names}
@@ -425,13 +427,8 @@ def load_data(source:str|Path|datasets.Dataset, # imagefolder (metadata.jsonl/cs
 # %% ../nbs/04_data.ipynb #658c7113
 def is_encoder_decoder(x, # a BLIP-2 model, its config, a `Blip2Processor` or a tokenizer
                       )->bool:
-    "True for the Flan-T5 family: from a model/config (`is_encoder_decoder`), or a processor's tokenizer (appends EOS, no BOS)."
-    cfg = getattr(x, 'config', x)
-    if hasattr(cfg, 'use_decoder_only_language_model'): return not cfg.use_decoder_only_language_model
-    if hasattr(cfg, 'text_config') and hasattr(cfg.text_config, 'is_encoder_decoder'): return bool(cfg.text_config.is_encoder_decoder)
-    tok = getattr(x, 'tokenizer', x)
-    ids = tok('a').input_ids
-    return ids[-1] == tok.eos_token_id and ids[0] != tok.eos_token_id and tok.bos_token_id is None
+    "True for the Flan-T5 family: `lm_family(x) == 't5'` (see `blip2_lora.models.lm_family`); kept for compatibility."
+    return lm_family(x) == 't5'
 
 # %% ../nbs/04_data.ipynb #be123567
 class Collator:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import re, math
 import torch
 from torch import nn
-from .models import Blip2LoraError, meta_model, REAL_MODELS
+from .models import Blip2LoraError, meta_model, REAL_MODELS, LM_FAMILIES, lm_family
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRESET_HELP', 'LM_FAMILIES', 'LoRALinear', 'lm_family', 'target_regex', 'lora_config', 'preset_modules',
-           'count_lora_params', 'add_lora']
+__all__ = ['PRESETS', 'PRESET_HELP', 'LoRALinear', 'target_regex', 'lora_config', 'preset_modules', 'count_lora_params',
+           'add_lora', 'LM_FAMILIES', 'lm_family']
 
 # %% ../nbs/02_lora.ipynb #613881bd
 class LoRALinear(nn.Module):
@@ -72,24 +72,8 @@ PRESET_HELP = {
     'vision': "the ViT: qkv, projection, fc1, fc2 (frozen in BLIP-2's pre-training; its fine-tuning updates the ViT)",
 }
 
-# %% ../nbs/02_lora.ipynb #d191875d
-LM_FAMILIES = ('opt', 't5')
-
-def lm_family(model=None, # a BLIP-2 model (peft-wrapped too), a `Blip2Config`, a model id/tiny name, 'opt'/'t5', or None
-             )->str|None:
-    "'opt' or 't5' for a BLIP-2 model or config (None for None: presets then cover both families)."
-    if model is None: return None
-    if isinstance(model, str):
-        if model in LM_FAMILIES: return model
-        key = model if '/' in model else f'Salesforce/{model}'
-        if key in REAL_MODELS: return REAL_MODELS[key]['lm']
-        if 't5' in model.lower(): return 't5'
-        if 'opt' in model.lower(): return 'opt'
-        raise Blip2LoraError(f"cannot tell the language model of {model!r}: pass 'opt', 't5', a model or its config")
-    cfg = getattr(model, 'config', model)
-    mt = getattr(getattr(cfg, 'text_config', None), 'model_type', None)
-    if mt in LM_FAMILIES: return mt
-    raise Blip2LoraError(f'expected a BLIP-2 with an OPT or T5 language model, got {type(model).__name__} (text model type {mt!r}): pass a Blip2ForConditionalGeneration or its Blip2Config')
+# %% ../nbs/02_lora.ipynb #e260bcda
+_all_ = ['LM_FAMILIES', 'lm_family']  # defined in `blip2_lora.models` (the one family detector), imported above: still exported here
 
 # %% ../nbs/02_lora.ipynb #dd0de810
 def target_regex(preset:str='seed', # a key of `PRESETS`

@@ -8,16 +8,16 @@ import os, shutil, tempfile
 from pathlib import Path
 import torch
 from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig, T5Config,
-                          PreTrainedTokenizerFast, BitsAndBytesConfig)
+                          PreTrainedTokenizerFast, PreTrainedTokenizerBase, BitsAndBytesConfig)
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from .errors import Blip2LoraError
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'DTYPES', 'REAL_MODELS', 'tiny_tokenizer', 'tiny_config',
-           'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device', 'bf16_ok',
-           'pick_dtype', 'hub_available', 'load_processor', 'load_model', 'base_blip2', 'model_device', 'to_device',
-           'amp_mode', 'real_config', 'meta_model', 'n_params', 'stop_token_id', 'caption_loss', 'generate_texts',
-           'Blip2LoraError']
+__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'DTYPES', 'REAL_MODELS', 'LM_FAMILIES', 'tiny_tokenizer',
+           'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device',
+           'bf16_ok', 'pick_dtype', 'hub_available', 'load_processor', 'load_model', 'base_blip2', 'model_device',
+           'to_device', 'amp_mode', 'real_config', 'meta_model', 'n_params', 'lm_family', 'stop_token_id',
+           'caption_loss', 'generate_texts', 'Blip2LoraError']
 
 # %% ../nbs/00_models.ipynb #2c7881bb
 _all_ = ['Blip2LoraError']  # defined in `blip2_lora.errors` (no torch), imported above: the same class, still exported here
@@ -260,8 +260,6 @@ def hub_available(timeout:float=3.0, # seconds to wait for the Hub (or the proxy
     "Can Hub ids be loaded now? Offline mode: yes, from the cache, with no network attempt; else: does `HF_ENDPOINT` answer through huggingface_hub's session (proxies honoured)."
     return _hub_problem(timeout) is None
 
-_hub_reachable = hub_available  # the old private name (blip2_lora.data imports it)
-
 def _hub_error(name:str, why:str|Exception)->Blip2LoraError:
     "The one-line error for a Hub id that cannot be loaded: `why` is a reason, or the exception from_pretrained raised."
     if isinstance(why, Exception):
@@ -397,6 +395,30 @@ def n_params(model:torch.nn.Module, # any model, on any device (meta included)
     "Number of parameters, counting tied weights once."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
 
+# %% ../nbs/00_models.ipynb #96edb02e
+LM_FAMILIES = ('opt', 't5')
+
+def lm_family(x=None, # a BLIP-2 model (peft-wrapped too), its `Blip2Config`, its `Blip2Processor` or tokenizer, a model id / tiny name, 'opt'/'t5', or None
+             )->str|None:
+    "'opt' or 't5': the language-model family of a BLIP-2 model, config, processor, tokenizer or name (None for None)."
+    if x is None: return None
+    if isinstance(x, str):
+        if x in LM_FAMILIES: return x
+        if x in TINY_MODELS: return TINY_MODELS[x]['lm']
+        key = x if '/' in x else f'Salesforce/{x}'
+        if key in REAL_MODELS: return REAL_MODELS[key]['lm']
+        if 't5' in x.lower(): return 't5'
+        if 'opt' in x.lower(): return 'opt'
+        raise Blip2LoraError(f"cannot tell the language model of {x!r}: pass 'opt', 't5', a model, its config or its processor")
+    cfg = getattr(x, 'config', x)
+    mt = getattr(getattr(cfg, 'text_config', None), 'model_type', None)
+    if mt in LM_FAMILIES: return mt
+    tok = getattr(x, 'tokenizer', x)
+    if mt is None and isinstance(tok, PreTrainedTokenizerBase):   # no config: T5 appends EOS and has no BOS
+        ids = tok('a').input_ids
+        return 't5' if ids[-1] == tok.eos_token_id and ids[0] != tok.eos_token_id and tok.bos_token_id is None else 'opt'
+    raise Blip2LoraError(f'expected a BLIP-2 with an OPT or T5 language model, got {type(x).__name__} (text model type {mt!r}): pass a Blip2ForConditionalGeneration, its Blip2Config or its processor')
+
 # %% ../nbs/00_models.ipynb #4e531eea
 def stop_token_id(model:torch.nn.Module, # a BLIP-2 (peft-wrapped too)
                  )->int:
@@ -431,7 +453,7 @@ def generate_texts(model, # a BLIP-2 (base, merged or peft-wrapped; any quantiza
     "The text `model` generates for each image after its prompt: batched, left-padded, on the model's device."
     import logging
     tok, b = processor.tokenizer, base_blip2(model)
-    decoder_only = b.config.use_decoder_only_language_model
+    decoder_only = lm_family(b) == 'opt'
     out, side = [], tok.padding_side
     bnb_log = logging.getLogger('bitsandbytes'); level = bnb_log.level
     tok.padding_side = 'left'; bnb_log.setLevel(logging.ERROR)   # int8: 'inputs will be cast to float16' per matmul

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn, Tensor
-from .models import Blip2LoraError, n_params
+from .models import Blip2LoraError, n_params, lm_family
 
 # %% auto #0
 __all__ = ['STAGE1_OBJECTIVES', 'qformer_features', 'insert_soft_prompt', 'shape_walk', 'param_breakdown', 'stage1_mask',
@@ -47,7 +47,7 @@ def shape_walk(model, # a `Blip2ForConditionalGeneration`; on `meta` it needs no
     img, z, soft = qformer_features(model, pixel_values)
     emb, _ = insert_soft_prompt(model, input_ids, soft)
     lm = model.language_model
-    if model.config.use_decoder_only_language_model: out, what = lm(inputs_embeds=emb).logits, 'LLM logits'
+    if lm_family(model) == 'opt': out, what = lm(inputs_embeds=emb).logits, 'LLM logits'
     else: out, what = lm.get_encoder()(inputs_embeds=emb).last_hidden_state, 'LLM encoder states'
     steps = {'pixel_values': pixel_values, 'patch features (ViT)': img, 'learned queries': model.query_tokens,
              'query outputs (Q-Former)': z, 'soft prompt (projection)': soft, 'input_ids': input_ids,

@@ -238,7 +238,7 @@ def test_special_token_text_is_plain_text(name, task):
     with torch.no_grad(): load_model(name)(**b)      # was: RuntimeError (image features and placeholders differ)
 
 # --- issue 18: COCO captions, VQAv2 and chat JSONL as published -------------------------------------------------
-from blip2_lora.data import draw_shape, caption_of, _open_source
+from blip2_lora.data import draw_shape, caption_of, open_source
 
 def _coco_fixture(root, n=3):
     "COCO 2014 layout: annotations/captions_val2014.json (5 captions per image, shuffled) + val2014/COCO_val2014_<id>.jpg."
@@ -298,7 +298,7 @@ def test_formats_load(tmp_path):
     assert cv['answer'] == cc['text'] == ['red', 'circle', caption_of(*combos()[1]), 'a square']
     assert _paths(cc)[0] == _paths(cc)[1] == str(tmp_path/'chat'/'img'/'0.png')
     with pytest.raises(Blip2LoraError, match="this is VQA data, use task=\"vqa\""): load_data(f'vqav2:{q}:{a}')
-    assert len(_open_source(f'coco:{f}', 'train')[0]) == 15         # blip2_lora.batch's entry point reads them too
+    assert len(open_source(f'coco:{f}', 'train')[0]) == 15         # blip2_lora.batch's entry point reads them too
 
 _N = iter(range(10**6))
 def _bad(src, edit):
