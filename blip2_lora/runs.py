@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, json, shutil, platform, warnings, contextlib
 from pathlib import Path
 import torch
-from .models import Blip2LoraError
+from .errors import Blip2LoraError
 
 # %% auto #0
 __all__ = ['COMPLETE', 'RUN_FILE', 'OUR_FILES', 'OUR_DIRS', 'TEMPORARIES', 'RESUME_MAY_CHANGE', 'last_checkpoint', 'drop_torn',
