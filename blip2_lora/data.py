@@ -15,7 +15,8 @@ from .models import Blip2LoraError, hub_available, lm_family
 # %% auto #0
 __all__ = ['COLOURS', 'SHAPES', 'POSITIONS', 'DEFAULT_COLOURS', 'DEFAULT_SHAPES', 'DEFAULT_POSITIONS', 'MAX_PIXELS', 'VQA_PROMPT',
            'combos', 'caption_of', 'captions', 'draw_shape', 'synthetic', 'load_image', 'open_source', 'check_data',
-           'load_data', 'is_encoder_decoder', 'Collator']
+           'load_data', 'row_text', 'plain_tokenize', 'decoder_only_row', 'encoder_decoder_row', 'pad_rows',
+           'is_encoder_decoder', 'Collator']
 
 # %% ../nbs/04_data.ipynb #aee4699e
 COLOURS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 70, 220), 'yellow': (230, 200, 30),
@@ -424,6 +425,81 @@ def load_data(source:str|Path|datasets.Dataset, # imagefolder (metadata.jsonl/cs
     ds = ds.remove_columns([v for v in ren.values() if v in ds.column_names]).rename_columns(ren)
     return check_data(ds, task, source=str(source) if not isinstance(source, datasets.Dataset) else 'data', check_images=check_images)
 
+# %% ../nbs/04_data.ipynb #afcc63ac
+def row_text(row:dict, # one row: 'text', or 'question' and 'answer'
+             task:str='caption', # 'caption' or 'vqa'
+             prompt:str='', # the caption prefix, or the VQA template with {question}
+            )->tuple[str,str]:
+    "(prompt, target) text of one row; a list of answers (VQAv2 style) trains on the most common one."
+    if task == 'caption': return prompt, str(row['text']).strip()
+    a = row['answer']
+    if isinstance(a, (list, tuple)): a = max(a, key=list(a).count) if a else ''
+    return prompt.format(question=str(row['question']).strip()), str(a).strip()
+
+# %% ../nbs/04_data.ipynb #03cb9121
+def plain_tokenize(tok, # a tokenizer (`processor.tokenizer`)
+                   text:str, # a prompt, caption, question or answer
+                   **kw, # more tokenizer options (return_offsets_mapping, return_special_tokens_mask, ...)
+                  ):
+    "Tokenize `text` as plain text: '<image>' or '</s>' written in a caption are characters, not special tokens."
+    return tok(text, split_special_tokens=True, **kw)
+
+# %% ../nbs/04_data.ipynb #bc7c5a5d
+def decoder_only_row(tok, # the tokenizer (a fast one gives offsets; a slow one must not merge prompt and target)
+                     prompt:str, # text the loss is not on ('' for plain captioning)
+                     target:str, # the caption or answer: the loss is on it
+                     stop_id:int, # appended to the target: the token `generate` stops on
+                     max_length:int, # most text tokens (BOS + prompt + target + stop token)
+                    )->tuple[list[int], list[int], bool]:
+    "OPT: ids of prompt + target + stop token, labels with -100 on BOS and prompt, cut to `max_length`; and whether it was cut."
+    sep = ' ' if prompt else ''
+    if getattr(tok, 'is_fast', True): # a token is the target's if it starts at or after the separator
+        enc = plain_tokenize(tok, prompt + sep + target, return_offsets_mapping=True, return_special_tokens_mask=True)
+        lab = [i if not sp and s >= len(prompt) else -100 for i, sp, (s, _) in zip(enc.input_ids, enc.special_tokens_mask, enc.offset_mapping)]
+    else:                              # no offsets: the prompt's ids must be a prefix of the row's ids
+        enc, pids = plain_tokenize(tok, prompt + sep + target), plain_tokenize(tok, prompt).input_ids
+        if enc.input_ids[:len(pids)] != pids: raise Blip2LoraError(f'the tokenizer merges the prompt {prompt[:40]!r} with its answer: use a fast tokenizer or end the prompt with punctuation')
+        lab = [-100] * len(pids) + enc.input_ids[len(pids):]
+    ids, lab = enc.input_ids + [stop_id], lab + [stop_id]  # the model learns to stop where generate stops
+    n_prompt = next((j for j, l in enumerate(lab) if l != -100), len(lab))
+    if n_prompt + 1 >= max_length: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {n_prompt} tokens, leaving no room for the target within max_length={max_length}: raise max_length')
+    cut = len(ids) > max_length
+    if cut: ids, lab = ids[:max_length], lab[:max_length]   # cut the target's end (and its stop token): reported, see `overflow`
+    return ids, lab, cut
+
+# %% ../nbs/04_data.ipynb #01aa04ca
+def encoder_decoder_row(tok, # the tokenizer (T5 layout: EOS appended, no BOS)
+                        prompt:str, # the encoder's text after the placeholders ('' for plain captioning)
+                        target:str, # the caption or answer the decoder learns to write
+                        stop_id:int, # ends the target, in place of the tokenizer's EOS
+                        max_length:int, # most tokens of the prompt, and of the target with its stop token
+                       )->tuple[list[int], list[int], bool]:
+    "Flan-T5: the prompt's ids and the target's labels ending with `stop_id`, the target cut to `max_length`; and whether it was cut."
+    ids = plain_tokenize(tok, prompt).input_ids
+    if len(ids) > max_length: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {len(ids)} tokens, more than max_length={max_length}: raise max_length')
+    lab = plain_tokenize(tok, target).input_ids
+    if lab and lab[-1] == tok.eos_token_id: lab = lab[:-1]  # the tokenizer's EOS is replaced by the stop token
+    return ids, lab[:max_length-1] + [stop_id], len(lab) + 1 > max_length
+
+# %% ../nbs/04_data.ipynb #499de200
+def pad_rows(rows:list[tuple], # (ids, labels) per row, from `decoder_only_row` or `encoder_decoder_row`
+             image_token_id:int, # the `<image>` placeholder id
+             n_query:int, # placeholders per row: `processor.num_query_tokens`
+             pad_id:int, # the tokenizer's pad id
+             encoder_decoder:bool=False, # True: labels are the decoder's sequence (T5), not aligned with input_ids
+            )->dict:
+    "Placeholders in front, right padding: `input_ids`, `attention_mask`, and `labels` with -100 on placeholders and padding."
+    ph = [image_token_id] * n_query # what the processor puts in front of the text
+    ids = [ph + i for i, _ in rows]
+    T = max(map(len, ids))
+    out = {'input_ids': torch.tensor([i + [pad_id] * (T - len(i)) for i in ids]),
+           'attention_mask': torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i in ids])}
+    if encoder_decoder:
+        Tl = max(len(l) for _, l in rows)
+        out['labels'] = torch.tensor([l + [-100] * (Tl - len(l)) for _, l in rows])
+    else: out['labels'] = torch.tensor([[-100] * n_query + l + [-100] * (T - n_query - len(l)) for _, l in rows])
+    return out
+
 # %% ../nbs/04_data.ipynb #658c7113
 def is_encoder_decoder(x, # a BLIP-2 model, its config, a `Blip2Processor` or a tokenizer
                       )->bool:
@@ -437,7 +513,7 @@ class Collator:
                  task:str='caption', # 'caption' or 'vqa'
                  max_length:int=64, # most text tokens per row (prompt + target + BOS/EOS), placeholders excluded
                  prompt:str|None=None, # template with {question} (VQA default: `VQA_PROMPT`); a caption prefix for captioning
-                 encoder_decoder:bool|None=None, # Flan-T5 family? default: from the processor (see `is_encoder_decoder`)
+                 encoder_decoder:bool|None=None, # Flan-T5 family? default: from the processor (see `lm_family`)
                  overflow:str='warn', # rows longer than max_length: 'warn' (cut the target, warn with count) or 'error'
                  max_pixels:int=MAX_PIXELS, # see `load_image`
                  eos_token_id:int|None=None, # token ending every target: the one `generate` stops on (`blip2_lora.models.stop_token_id(model)`: "\n" for blip2-opt-*); default the tokenizer's EOS
@@ -448,10 +524,15 @@ class Collator:
         self.processor, self.tok, self.task, self.max_length, self.overflow, self.max_pixels = processor, processor.tokenizer, task, max_length, overflow, max_pixels
         self.prompt = prompt if prompt is not None else (VQA_PROMPT if task == 'vqa' else '')
         if task == 'vqa' and '{question}' not in self.prompt: raise Blip2LoraError(f'the VQA prompt {self.prompt!r} has no {{question}} field: use e.g. {VQA_PROMPT!r}')
-        self.encoder_decoder = is_encoder_decoder(processor) if encoder_decoder is None else encoder_decoder
+        self.encoder_decoder = lm_family(processor) == 't5' if encoder_decoder is None else encoder_decoder
         self.image_token_id = self.tok.convert_tokens_to_ids(processor.image_token.content)
         self.eos_token_id = self.tok.eos_token_id if eos_token_id is None else eos_token_id
         self.n_cut = 0 # rows whose target was cut so far
+
+    def __call__(self, rows:list[dict], # dataset rows: 'image' + 'text', or 'image' + 'question' + 'answer'
+                )->dict:
+        "A batch: `pixel_values`, `input_ids`, `attention_mask`, `labels` (-100 where no loss)."
+        return {'pixel_values': self.pixels(rows), **self.text(rows)}
 
     def pixels(self, rows:list, # rows with an 'image', or the images themselves
               )->torch.Tensor:
@@ -461,46 +542,13 @@ class Collator:
 
     def parts(self, row:dict, # one row: 'text', or 'question' and 'answer'
              )->tuple[str,str]:
-        "(prompt, target) text of one row; a list of answers (VQAv2 style) trains on the most common one."
-        if self.task == 'caption': return self.prompt, str(row['text']).strip()
-        a = row['answer']
-        if isinstance(a, (list, tuple)): a = max(a, key=list(a).count) if a else ''
-        return self.prompt.format(question=str(row['question']).strip()), str(a).strip()
-
-    def __call__(self, rows:list[dict], # dataset rows: 'image' + 'text', or 'image' + 'question' + 'answer'
-                )->dict:
-        "A batch: `pixel_values`, `input_ids`, `attention_mask`, `labels` (-100 where no loss)."
-        return {'pixel_values': self.pixels(rows), **self.text(rows)}
-
-    def _tok(self, text:str, **kw):
-        "Tokenize `text` as plain text: '<image>' or '</s>' written in a caption are characters, not special tokens."
-        return self.tok(text, split_special_tokens=True, **kw)
+        "(prompt, target) text of one row (step 1, `row_text`)."
+        return row_text(row, self.task, self.prompt)
 
     def _encode(self, prompt:str, target:str)->tuple[list[int], list[int], bool]:
-        "Text ids (no placeholders) and labels of one row, cut to `max_length`; also whether it was cut."
-        tok, L = self._tok, self.max_length
-        if self.encoder_decoder: # prompt -> encoder, target (+ T5's EOS) -> labels
-            ids = tok(prompt).input_ids
-            if len(ids) > L: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {len(ids)} tokens, more than max_length={L}: raise max_length')
-            lab = tok(target).input_ids
-            if lab and lab[-1] == self.tok.eos_token_id: lab = lab[:-1]  # the tokenizer's EOS is replaced by the stop token
-            cut = len(lab) + 1 > L
-            return ids, lab[:L-1] + [self.eos_token_id], cut
-        sep = ' ' if prompt else ''
-        if getattr(tok, 'is_fast', True): # a token is the target's if it starts at or after the separator
-            enc = tok(prompt + sep + target, return_offsets_mapping=True, return_special_tokens_mask=True)
-            lab = [i if not sp and s >= len(prompt) else -100 for i, sp, (s, _) in zip(enc.input_ids, enc.special_tokens_mask, enc.offset_mapping)]
-        else:                              # no offsets: the prompt's ids must be a prefix of the row's ids
-            enc, n = tok(prompt + sep + target), len(tok(prompt).input_ids)
-            if enc.input_ids[:n] != tok(prompt).input_ids: raise Blip2LoraError(f'the tokenizer merges the prompt {prompt[:40]!r} with its answer: use a fast tokenizer or end the prompt with punctuation')
-            lab = [-100] * n + enc.input_ids[n:]
-        ids = enc.input_ids + [self.eos_token_id]   # the stop token, so the model learns to stop where generate stops
-        lab = lab + [self.eos_token_id]
-        n_prompt = next((j for j, l in enumerate(lab) if l != -100), len(lab))
-        if n_prompt + 1 >= L: raise Blip2LoraError(f'the prompt {prompt[:60]!r} has {n_prompt} tokens, leaving no room for the target within max_length={L}: raise max_length')
-        cut = len(ids) > L
-        if cut: ids, lab = ids[:L], lab[:L]       # cut the target's end (and its EOS): reported, see `overflow`
-        return ids, lab, cut
+        "Text ids (no placeholders) and labels of one row, cut to `max_length`; also whether it was cut (steps 2 to 4)."
+        encode = encoder_decoder_row if self.encoder_decoder else decoder_only_row
+        return encode(self.tok, prompt, target, self.eos_token_id, self.max_length)
 
     def text(self, rows:list[dict], # rows with 'text' (or 'question', 'answer'); no image needed
             )->dict:
@@ -511,17 +559,8 @@ class Collator:
             if self.overflow == 'error': raise Blip2LoraError(f'{n_cut} of {len(rows)} rows have more than max_length={self.max_length} text tokens: raise max_length or shorten them (or overflow="warn" to cut them)')
             if not self.n_cut: warnings.warn(f'{n_cut} of {len(rows)} rows in this batch have more than max_length={self.max_length} text tokens and were cut; Collator.n_cut counts all cuts (Collator.count_long(data) counts them up front): raise max_length to keep them whole')
             self.n_cut += n_cut
-        ph = [self.image_token_id] * self.processor.num_query_tokens # what the processor puts in front of the text
-        pad = self.tok.pad_token_id
-        ids = [ph + i for i, _, _ in enc]
-        T = max(map(len, ids))
-        out = {'input_ids': torch.tensor([i + [pad] * (T - len(i)) for i in ids]),
-               'attention_mask': torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i in ids])}
-        if self.encoder_decoder:
-            Tl = max(len(l) for _, l, _ in enc)
-            out['labels'] = torch.tensor([l + [-100] * (Tl - len(l)) for _, l, _ in enc])
-        else: out['labels'] = torch.tensor([[-100] * len(ph) + l + [-100] * (T - len(ph) - len(l)) for _, l, _ in enc])
-        return out
+        return pad_rows([(i, l) for i, l, _ in enc], self.image_token_id, self.processor.num_query_tokens,
+                        self.tok.pad_token_id, self.encoder_decoder)
 
     def count_long(self, data, # a Dataset or a list of rows
                    warn:bool=True, # also warn with the count when it is not 0
@@ -531,7 +570,7 @@ class Collator:
         rows = [dict(zip(cols, v)) for v in zip(*(data[c] if isinstance(data, datasets.Dataset) else [r[c] for r in data] for c in cols))]
         n = 0
         for p, t in map(self.parts, rows):
-            if self.encoder_decoder: n += len(self._tok(t).input_ids) > self.max_length
-            else: n += len(self._tok(p + (' ' if p else '') + t).input_ids) + 1 > self.max_length
+            if self.encoder_decoder: n += len(plain_tokenize(self.tok, t).input_ids) > self.max_length
+            else: n += len(plain_tokenize(self.tok, p + (' ' if p else '') + t).input_ids) + 1 > self.max_length
         if n and warn: warnings.warn(f'{n} of {len(rows)} rows have more than max_length={self.max_length} text tokens: they will be ' + ('cut' if self.overflow == 'warn' else 'refused') + '; raise max_length to keep them whole')
         return n
