@@ -11,16 +11,17 @@ from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Proce
                           PreTrainedTokenizerFast, PreTrainedTokenizerBase, BitsAndBytesConfig)
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from .errors import Blip2LoraError
+from .config import QUANTS
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'QUANTS', 'DTYPES', 'REAL_MODELS', 'LM_FAMILIES', 'tiny_tokenizer',
+__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'DTYPES', 'REAL_MODELS', 'LM_FAMILIES', 'tiny_tokenizer',
            'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device',
            'bf16_ok', 'pick_dtype', 'hub_available', 'load_processor', 'load_model', 'base_blip2', 'model_device',
            'to_device', 'amp_mode', 'real_config', 'meta_model', 'n_params', 'lm_family', 'stop_token_id',
-           'caption_loss', 'generate_texts', 'Blip2LoraError']
+           'caption_loss', 'generate_texts', 'Blip2LoraError', 'QUANTS']
 
 # %% ../nbs/00_models.ipynb #2c7881bb
-_all_ = ['Blip2LoraError']  # defined in `blip2_lora.errors` (no torch), imported above: the same class, still exported here
+_all_ = ['Blip2LoraError', 'QUANTS']  # defined in `blip2_lora.errors` / `blip2_lora.config` (no torch), imported above: the same objects, still exported here
 
 # %% ../nbs/00_models.ipynb #cc6ed703
 _WORDS = """a an the of on in at with and to is it this that there what which how many where who
@@ -175,8 +176,6 @@ def _drop_bnb_noise():
         if not any(type(f).__name__ == '_DropNoise' for f in log.filters): log.addFilter(_DropNoise())
 
 # %% ../nbs/00_models.ipynb #bb334ce6
-QUANTS = ('none', 'int8', 'nf4')
-
 def quant_config(quant:str='none', # 'none', 'int8' or 'nf4'
                  compute_dtype:torch.dtype=torch.float32, # dtype of the 4-bit matmuls' inputs/outputs
                 )->BitsAndBytesConfig|None:

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from transformers import TrainingArguments, set_seed
 from .errors import positive_int, positive_float
-from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, QUANTS, load_model, load_processor, base_blip2,
+from .config import TrainConfig, check_config, _check_config, RECIPES, recipe_for, QUANTS, QUANT_CHOICES, TINY_NAMES
+from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, load_processor, base_blip2,
                                model_device, amp_mode, pick_device, pick_dtype, stop_token_id)
 from .cache import TOWERS, trainable_tower_params, frozen_towers, image_features, build_feature_cache, Indexed, Batcher, without_images
 from .runs import (COMPLETE, RUN_FILE, OUR_FILES, OUR_DIRS, TEMPORARIES, RESUME_MAY_CHANGE, last_checkpoint, drop_torn,
@@ -20,62 +21,7 @@ from .runs import (COMPLETE, RUN_FILE, OUR_FILES, OUR_DIRS, TEMPORARIES, RESUME_
 from .trainer import NonFiniteLoss, Blip2Trainer, text_metrics, tensorboard_callback
 
 # %% auto #0
-__all__ = ['RECIPES', 'TrainConfig', 'check_config', 'TrainResult', 'training_args', 'train', 'recipe_for', 'finetune']
-
-# %% ../nbs/05_train.ipynb #d0617084
-@dataclass
-class TrainConfig:
-    "Everything `train` needs besides model and data; written to `train_config.json` in the output folder."
-    output_dir:str = 'blip2-lora-run' # run folder: adapter, processor, config, metrics, loss.png, checkpoints/
-    task:str = 'caption' # 'caption' or 'vqa' (picks the collator's label mask)
-    epochs:float|None = None # passes over the data (default 3 when max_steps is None too)
-    max_steps:int|None = None # optimizer steps; overrides epochs
-    batch_size:int = 3 # per process (the seed used 3)
-    grad_accum:int = 1 # micro-batches per optimizer step
-    lr:float = 5e-4 # peak learning rate (the seed's)
-    warmup_steps:int = 0 # linear warmup, then the Trainer's linear decay
-    seed:int = 0 # seeds LoRA init (in `finetune`), data order and dropout
-    precision:str = 'auto' # 'auto' (the model's: bf16 / loss-scaled fp16 AMP on a GPU as loaded, fp32 on CPU), 'fp32', 'bf16', 'fp16'
-    bf16:bool = False # deprecated: same as precision='bf16'
-    gradient_checkpointing:bool = False # recompute activations in the backward pass (forced on for int8/nf4)
-    cache:bool = True # compute frozen vision tower + Q-Former + projection once per image
-    save_steps:int = 50 # checkpoint every N optimizer steps (and at the end)
-    save_total_limit:int|None = 3 # keep the newest N complete checkpoints
-    max_length:int = 64 # collator token limit for prompt + target (longer ones are reported by the collator)
-    max_new_tokens:int = 20 # generation length for eval metrics
-    resume:bool = False # continue from the newest complete checkpoint in output_dir/checkpoints
-    overwrite:bool = False # reuse an output_dir that holds other files or another run
-    report_to:str = 'none' # 'none', or 'tensorboard': scalars per logged step in output_dir/tb (`tensorboard --logdir RUN/tb`), besides loss.png
-    progress:str = 'auto' # 'auto' (a bar on a terminal, ~10 plain lines in a log), 'bar', 'lines' or 'none'
-    trainer_args:dict = field(default_factory=dict) # more `TrainingArguments` (deepspeed=..., fsdp=..., lr_scheduler_type=...)
-
-    def steps_args(self)->dict:
-        "`num_train_epochs` / `max_steps` for `TrainingArguments`, after checking them."
-        if self.epochs is not None and self.max_steps is not None: raise Blip2LoraError('give epochs or max_steps, not both (--epochs N | --max-steps N)')
-        if self.max_steps is not None:
-            if int(self.max_steps) != self.max_steps or self.max_steps < 1: raise Blip2LoraError(f'max_steps must be a positive integer, got {self.max_steps!r}')
-            return dict(max_steps=int(self.max_steps))
-        ep = 3 if self.epochs is None else self.epochs
-        positive_float('epochs', ep)
-        return dict(num_train_epochs=float(ep))
-
-# %% ../nbs/05_train.ipynb #f21e0168
-def check_config(c:TrainConfig, # the configuration to check
-                ):
-    "Raise a one-line `Blip2LoraError` for any bad field of `c`."
-    if c.task not in ('caption', 'vqa'): raise Blip2LoraError(f"unknown task {c.task!r}: use 'caption' or 'vqa'")
-    for k in ('batch_size', 'grad_accum', 'save_steps', 'max_length', 'max_new_tokens'): positive_int(k, getattr(c, k))
-    positive_float('learning rate', c.lr)
-    if c.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise Blip2LoraError(f"unknown precision {c.precision!r}: use auto, fp32, bf16 or fp16")
-    if c.progress not in ('auto', 'bar', 'lines', 'none'): raise Blip2LoraError(f"unknown progress {c.progress!r}: use auto, bar, lines or none")
-    if c.warmup_steps < 0: raise Blip2LoraError(f'warmup_steps must be >= 0, got {c.warmup_steps!r}')
-    if c.resume and c.overwrite: raise Blip2LoraError('resume and overwrite contradict each other: pass only one of --resume / --overwrite')
-    if c.report_to not in ('none', 'tensorboard'): raise Blip2LoraError(f"unknown report_to {c.report_to!r}: use 'none' or 'tensorboard'")
-    if c.report_to == 'tensorboard' and importlib.util.find_spec('tensorboard') is None:
-        raise Blip2LoraError("report_to='tensorboard' needs the tensorboard package: pip install tensorboard (or drop --report-to)")
-    c.steps_args()
-
-_check_config = check_config # the name before it was public (blip2_lora.cli imports it)
+__all__ = ['TrainResult', 'training_args', 'train', 'finetune']
 
 # %% ../nbs/05_train.ipynb #3b5928a7
 @dataclass
@@ -191,17 +137,6 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     return TrainResult(out, out, metrics, trainer.state.log_history)
 
 # %% ../nbs/05_train.ipynb #da456b43
-RECIPES = { # base kind -> finetune's defaults (LoRA preset, peak learning rate, epochs, batch size per process)
-    'real': dict(targets='seed', lr=5e-4, epochs=3, batch_size=3),      # the seed's recipe (LLM q/v, Adam 5e-4, batches of 3)
-    'tiny': dict(targets='llm-all', lr=2e-3, epochs=60, batch_size=4),  # embedded tiny bases: provisional, tune here
-}
-
-def recipe_for(model:str, # a model name, folder or Hub id (`finetune`'s `model`)
-              )->tuple[str, dict]:
-    "The recipe for `model`: ('tiny', ...) for the embedded blip2-lora/tiny-* bases, else ('real', ...); the values are a copy."
-    name = 'tiny' if str(model) in TINY_MODELS else 'real'
-    return name, dict(RECIPES[name])
-
 def _with_recipe(model:str, given:dict, max_steps:int|None)->tuple[dict, dict, str]:
     "The values `finetune` uses (`given` ones that are not None win), the run file's `recipe` record, and its printed line."
     name, rec = recipe_for(model)
