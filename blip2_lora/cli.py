@@ -4,9 +4,11 @@
 
 # %% ../nbs/08_cli.ipynb #266690f0
 from __future__ import annotations
-import argparse, json, math, sys, os
+import argparse, dataclasses, json, math, sys, os, typing
 from pathlib import Path
+from fastcore.docments import docments
 import blip2_lora
+from .config import TrainConfig, check_config, CHOICES, QUANTS, QUANT_CHOICES, RECIPES, recipes_text
 
 # %% auto #0
 __all__ = ['cmd_tiny', 'cmd_train', 'cmd_caption', 'cmd_vqa', 'cmd_eval', 'cmd_merge', 'cmd_export', 'cmd_plan', 'cmd_demo',
@@ -61,16 +63,17 @@ def cmd_tiny(args:argparse.Namespace, # parsed `blip2-lora tiny` options (see `b
     print(f'tiny BLIP-2 ({args.lm}) written to {out}')
 
 # %% ../nbs/08_cli.ipynb #a14e5203
+_CLI_ONLY = ('command', 'func', 'json') # parsed values that are the CLI's own, not `finetune` arguments
+
+def _given(args:argparse.Namespace)->dict:
+    "The `finetune` arguments the user gave: every train flag defaults to None (not given), so finetune and the recipe decide."
+    return {k: v for k, v in vars(args).items() if v is not None and k not in _CLI_ONLY}
+
 def cmd_train(args:argparse.Namespace, # parsed `blip2-lora train` options (see `build_parser`)
               ):
     "Fine-tune BLIP-2 with LoRA (optionally on an int8 / 4-bit base) and write the adapter to a run folder."
     from blip2_lora.train import finetune
-    res = finetune(model=args.model or _TINY, data=args.data, output=args.output, task=args.task, quant=args.quant,
-                   targets=args.targets, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                   epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
-                   lr=args.lr, eval_data=args.eval_data, resume=args.resume, overwrite=args.overwrite, cache=args.cache,
-                   bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, save_steps=args.save_steps,
-                   device=args.device, dtype=args.dtype, report_to=args.report_to)
+    res = finetune(**_given(args))
     if args.json: print(json.dumps(dict(adapter=str(res.adapter), **res.metrics), default=str)); return
     print(f'adapter written to {res.adapter}')
     for k, v in res.metrics.items(): print(f'  {k}: {v:.4g}' if isinstance(v, float) else f'  {k}: {v}')
@@ -91,10 +94,10 @@ def _gen(args)->dict:
     return kw if args.max_new_tokens is None else dict(kw, max_new_tokens=args.max_new_tokens)
 
 def _check_gen(args):
-    "Generation options checked by the library's own rule (`blip2_lora.infer._gen_kwargs`), before anything loads."
-    from blip2_lora.infer import _gen_kwargs
+    "Generation options checked by the library's own rule (`blip2_lora.infer.gen_kwargs`), before anything loads."
+    from blip2_lora.infer import gen_kwargs
     s = _sampling(args) if hasattr(args, 'sample') else dict(temperature=1.0, top_p=1.0)
-    _gen_kwargs(1 if args.max_new_tokens is None else args.max_new_tokens, getattr(args, 'num_beams', 1),
+    gen_kwargs(1 if args.max_new_tokens is None else args.max_new_tokens, getattr(args, 'num_beams', 1),
                 getattr(args, 'sample', False), s['temperature'], s['top_p'], None)
 
 def _check_place(args):
@@ -192,10 +195,9 @@ def cmd_demo(args:argparse.Namespace, # parsed `blip2-lora demo` options (see `b
     import inspect
     from blip2_lora.demo import run_demo
     from blip2_lora.lora import lora_config
-    from blip2_lora.train import TrainConfig, _check_config
     d = {k: v.default for k, v in inspect.signature(run_demo).parameters.items()}   # run_demo writes --output at once: check first
     lora_config(args.targets or d['targets'], args.lora_r or d['r'], d['alpha'])
-    _check_config(TrainConfig(lr=d['lr'] if args.lr is None else args.lr))
+    check_config(TrainConfig(lr=d['lr'] if args.lr is None else args.lr))
     given = dict(n_train=args.n_train, n_eval=args.n_eval, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                  targets=args.targets, r=args.lora_r, seed=args.seed)   # unset flags keep `run_demo`'s tuned defaults
     res = run_demo(output=args.output, model=args.model or _TINY, control=args.control, quiet=args.json,
@@ -233,10 +235,10 @@ def _model_arg(s, default_help='the adapter\'s base model, else blip2-lora/tiny-
 
 _QUANT_HELP = 'base weights: none (fp32 CPU / bf16 or fp16 GPU), int8, nf4 (bitsandbytes), or auto: the fastest that fits the GPU by plan()'
 
-def _place_args(s, quant_default='auto', dtype_default='auto'):
+def _place_args(s, quant_default='auto', dtype_default='auto', device_default='auto'):
     "--quant, --device and --dtype: where the model lives and in what precision (the policy of blip2_lora.models)."
-    s.add_argument('--quant', choices=['none', 'int8', 'nf4', 'auto'], default=quant_default, help=_QUANT_HELP)
-    s.add_argument('--device', default='auto', help="auto (this process's GPU, else the CPU), cpu, cuda or cuda:N")
+    s.add_argument('--quant', choices=QUANT_CHOICES, default=quant_default, help=_QUANT_HELP)
+    s.add_argument('--device', default=device_default, help="auto (this process's GPU, else the CPU), cpu, cuda or cuda:N")
     s.add_argument('--dtype', choices=['auto', 'float32', 'bfloat16', 'float16'], default=dtype_default,
                    help='weights that are not quantized; auto: float32 on the CPU, bfloat16 on Ampere+ GPUs, float16 (with loss scaling in training) on older ones')
 
@@ -256,9 +258,31 @@ def _infer_args(s):
     s.add_argument('--json', action='store_true', help='print one JSON object per image (JSON lines)')
     s.add_argument('images', nargs='+', metavar='IMAGE', help='image files')
 
-def _sub(sub, name, func):
-    s = sub.add_parser(name, help=func.__doc__, description=func.__doc__)
+def _sub(sub, name, func, **kw):
+    s = sub.add_parser(name, help=func.__doc__, description=func.__doc__, **kw)
     s.set_defaults(func=func); return s
+
+# %% ../nbs/08_cli.ipynb #6cc1d706
+_TRAIN_FIELDS = ('output_dir', 'task', 'epochs', 'max_steps', 'batch_size', 'grad_accum', 'lr', 'seed', 'save_steps', 'resume',
+                 'overwrite', 'cache', 'gradient_checkpointing', 'bf16', 'report_to') # `TrainConfig` fields that `finetune` takes, in --help order
+_FLAG_NAME = dict(output_dir='output') # `finetune`'s name for a field, where it differs
+_FLAG_TYPE = dict(seed=_SEED) # a stricter argparse type than the field's own
+
+def _config_args(s, names=_TRAIN_FIELDS):
+    "Add one flag per `TrainConfig` field in `names`: its type, choices and docments comment as help; default None (= not given)."
+    docs, hints = docments(TrainConfig), typing.get_type_hints(TrainConfig)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in names:
+        f, dest, doc = fields[name], _FLAG_NAME.get(name, name), docs[name].replace('%', '%%')
+        typ = next(t for t in (typing.get_args(hints[name]) or (hints[name],)) if t is not type(None))
+        if typ is bool:   # a switch that turns the default around: --resume, --no-cache
+            s.add_argument(('--no-' if f.default else '--') + dest.replace('_', '-'), dest=dest, action='store_const',
+                           const=not f.default, default=None, help=('do not ' if f.default else '') + doc)
+            continue
+        if name in RECIPES['real'] and 'recipe' not in doc: doc += "; default: the base's recipe (below)"
+        elif name not in RECIPES['real'] and f.default is not None: doc += f' (default: {f.default})'
+        s.add_argument('--' + dest.replace('_', '-'), dest=dest, type=_FLAG_TYPE.get(name, {int: int, float: _finite}.get(typ, str)),
+                       choices=CHOICES.get(name), default=None, help=doc)
 
 # %% ../nbs/08_cli.ipynb #02374eba
 def build_parser()->argparse.ArgumentParser:
@@ -270,30 +294,16 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--output', required=True, help='folder to write the model and processor to')
     s.add_argument('--lm', choices=['opt', 't5'], default='opt', help='language-model family')
     s.add_argument('--seed', type=_SEED, default=0, help='weights are a deterministic function of the seed')
-    s = _sub(sub, 'train', cmd_train)
+    s = _sub(sub, 'train', cmd_train, epilog=recipes_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _model_arg(s, 'blip2-lora/tiny-opt')
     s.add_argument('--data', required=True, help='imagefolder (metadata.jsonl/csv), save_to_disk folder, Hub id, synthetic:N[:SEED], coco:CAPTIONS.json[:IMAGE_DIR], vqav2:QUESTIONS.json:ANNOTATIONS.json[:IMAGE_DIR], a chat .jsonl (messages + images; chat:FILE.jsonl[:IMAGE_ROOT])')
-    s.add_argument('--output', default='blip2-lora-run', help='run folder for the adapter, metrics and checkpoints')
-    s.add_argument('--task', choices=['caption', 'vqa'], default='caption', help='captioning (image, text) or VQA (image, question, answer)')
-    _place_args(s)
-    s.add_argument('--targets', default='seed', help='LoRA target preset (blip2_lora.lora.PRESETS): seed, llm-qk, llm-attn, llm-all, qformer, llm+qformer, vision')
-    s.add_argument('--lora-r', type=int, default=16, help='LoRA rank')
-    s.add_argument('--lora-alpha', type=_finite, default=32, help='LoRA alpha (update scaled by alpha/r)')
-    s.add_argument('--lora-dropout', type=_finite, default=0.05, help='dropout on the adapter input')
-    s.add_argument('--epochs', type=_finite, default=None, help='passes over the data (default 3)')
-    s.add_argument('--max-steps', type=int, default=None, help='optimizer steps instead of --epochs')
-    s.add_argument('--batch-size', type=int, default=3, help='examples per step and process')
-    s.add_argument('--grad-accum', type=int, default=1, help='gradient accumulation steps')
-    s.add_argument('--lr', type=_finite, default=5e-4, help='peak learning rate')
     s.add_argument('--eval-data', default=None, help='held-out data (same forms as --data)')
-    s.add_argument('--resume', action='store_true', help='continue the run in --output from its last complete checkpoint')
-    s.add_argument('--overwrite', action='store_true', help='reuse a non-empty --output')
-    s.add_argument('--no-cache', dest='cache', action='store_false', help='do not cache the frozen vision tower + Q-Former output')
-    s.add_argument('--bf16', action='store_true', help='deprecated: bfloat16 autocast (the precision policy already uses bf16 on Ampere+ GPUs; use --dtype)')
-    s.add_argument('--gradient-checkpointing', action='store_true', help='recompute activations (always on for int8/nf4)')
-    s.add_argument('--seed', type=_SEED, default=0, help='LoRA init, data order, dropout')
-    s.add_argument('--save-steps', type=int, default=50, help='checkpoint every N steps')
-    s.add_argument('--report-to', choices=['none', 'tensorboard'], default='none', help='also log to RUN/tb for TensorBoard (offline; needs pip install tensorboard)')
+    _place_args(s, None, None, None)                      # not given: finetune's defaults (auto)
+    s.add_argument('--targets', default=None, help="LoRA target preset (blip2_lora.lora.PRESETS): seed, llm-qk, llm-attn, llm-all, qformer, llm+qformer, vision; default: the base's recipe (below)")
+    s.add_argument('--lora-r', type=int, default=None, help='LoRA rank')
+    s.add_argument('--lora-alpha', type=_finite, default=None, help='LoRA alpha (update scaled by alpha/r)')
+    s.add_argument('--lora-dropout', type=_finite, default=None, help='dropout on the adapter input')
+    _config_args(s)                                       # --output, --task, --epochs, --lr, ... from TrainConfig
     s.add_argument('--json', action='store_true', help='print the result as one JSON object')
     s = _sub(sub, 'caption', cmd_caption)
     s.add_argument('--prompt', default=None, help='conditional captioning: the caption continues this text')
@@ -350,7 +360,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--dtype', choices=['float32', 'bfloat16', 'float16'], default='float32', help='dtype of the written weights')
     s = _sub(sub, 'plan', cmd_plan)
     s.add_argument('--model', default='Salesforce/blip2-opt-2.7b', help='a real BLIP-2 id (its config is known offline), a tiny name or a model folder')
-    s.add_argument('--quant', choices=['none', 'int8', 'nf4'], default='int8', help='base weights in 16, 8 or 4 bit')
+    s.add_argument('--quant', choices=QUANTS, default='int8', help='base weights in 16, 8 or 4 bit')
     s.add_argument('--targets', default='seed', help='LoRA target preset (blip2_lora.lora.PRESETS)')
     s.add_argument('--lora-r', type=int, default=16, help='LoRA rank')
     s.add_argument('--batch-size', type=int, default=4, help='images per optimizer step (per device)')

@@ -41,13 +41,13 @@ def recipes_text()->str:
     rows = [f"  {n} ({RECIPE_BASES[n]}): " + ', '.join(f'{k} {v}' for k, v in r.items()) for n, r in RECIPES.items()]
     return '\n'.join(['defaults per base (flags given win; --max-steps replaces epochs):', *rows])
 
-# %% ../nbs/00b_config.ipynb #eae9325f
+# %% ../nbs/00b_config.ipynb #627ecbd9
 @dataclass
 class TrainConfig:
-    "Everything `train` needs besides model and data; written to `train_config.json` in the output folder."
+    "Everything `train` needs besides model and data (unset: the 'real' recipe's); written to `train_config.json` in the run folder."
     output_dir:str = 'blip2-lora-run' # run folder: adapter, processor, config, metrics, loss.png, checkpoints/
     task:str = 'caption' # caption (image, text) or vqa (image, question, answer): picks the collator's label mask
-    epochs:float|None = None # passes over the data (None: the 'real' recipe's, unless max_steps is given)
+    epochs:float|None = None # passes over the data (unset: the recipe's, unless max_steps is given)
     max_steps:int|None = None # optimizer steps instead of epochs
     batch_size:int = RECIPES['real']['batch_size'] # examples per step and process
     grad_accum:int = 1 # micro-batches per optimizer step (gradient accumulation)
@@ -55,9 +55,9 @@ class TrainConfig:
     warmup_steps:int = 0 # linear warmup, then the Trainer's linear decay
     seed:int = 0 # seeds LoRA init (in `finetune`), data order and dropout
     precision:str = 'auto' # 'auto' (the model's: bf16 / loss-scaled fp16 AMP on a GPU as loaded, fp32 on CPU), 'fp32', 'bf16', 'fp16'
-    bf16:bool = False # deprecated: same as precision='bf16' (the precision policy already picks bf16 on Ampere+ GPUs)
+    bf16:bool = False # deprecated: bfloat16 autocast, same as precision='bf16' (the precision policy already picks bf16 on Ampere+ GPUs)
     gradient_checkpointing:bool = False # recompute activations in the backward pass (forced on for int8/nf4)
-    cache:bool = True # compute the frozen vision tower + Q-Former + projection once per image
+    cache:bool = True # cache the output of the frozen vision tower + Q-Former + projection (computed once per image)
     save_steps:int = 50 # checkpoint every N optimizer steps (and at the end)
     save_total_limit:int|None = 3 # keep the newest N complete checkpoints
     max_length:int = 64 # collator token limit for prompt + target (longer ones are reported by the collator)

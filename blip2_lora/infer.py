@@ -11,9 +11,9 @@ from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, loa
                      generate_texts, to_device, pick_device, cache_dir)
 
 # %% auto #0
-__all__ = ['adapter_config', 'adapter_base', 'is_quantized', 'load_adapter', 'load_for_inference', 'open_images', 'caption',
-           'answer', 'token_agreement', 'evaluate', 'merge_adapter', 'vllm_lora_problem', 'export_vllm_adapter',
-           'export_for_serving']
+__all__ = ['adapter_config', 'adapter_base', 'is_quantized', 'load_adapter', 'load_for_inference', 'open_images', 'gen_kwargs',
+           'caption', 'answer', 'token_agreement', 'evaluate', 'merge_adapter', 'vllm_lora_problem',
+           'export_vllm_adapter', 'export_for_serving']
 
 # %% ../nbs/06_infer.ipynb #1ef156b9
 _TINY_DIR = re.compile(r'^tiny-(opt|t5)(-v\d+)?$')
@@ -149,8 +149,14 @@ def _chunks(images, batch_size:int):
         yield open_images([images[j] for j in range(i, min(i + batch_size, len(images)))])
 
 # %% ../nbs/06_infer.ipynb #471b764c
-def _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
-    "Checked `generate` options (seeding torch when asked)."
+def gen_kwargs(max_new_tokens:int, # length limit of each generated text (>= 1)
+               num_beams:int, # beam search width (1: greedy)
+               do_sample:bool, # sample instead of greedy / beam search
+               temperature:float, # sampling temperature (> 0; used only when sampling)
+               top_p:float, # nucleus sampling mass in (0, 1] (used only when sampling)
+               seed:int|None, # seed torch with this first (None: leave the generator alone)
+              )->dict:
+    "Checked `generate` options (seeding torch when asked); the CLI calls it to refuse bad flags before loading."
     if max_new_tokens < 1: raise Blip2LoraError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
     if num_beams < 1: raise Blip2LoraError(f'num_beams must be >= 1 (1 = greedy), got {num_beams}')
     if do_sample and not temperature > 0: raise Blip2LoraError(f'temperature must be > 0 when sampling, got {temperature}: for greedy decoding drop --sample')
@@ -159,6 +165,8 @@ def _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
     kw = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample)
     if do_sample: kw.update(temperature=temperature, top_p=top_p)
     return kw
+
+_gen_kwargs = gen_kwargs # the name before it was public
 
 def _plain_text(texts:list[str], processor, what:str):
     "Refuse prompts holding a special token's text: the processor would read '<image>' as a placeholder, '</s>' as EOS."
@@ -184,7 +192,7 @@ def caption(model, # from `load_for_inference` (or `load_model`)
     "Caption `images` in batches (greedy by default; decoded one batch at a time); with `prompt`, captions continue the prompt."
     if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
     if prompt: _plain_text([prompt], processor, 'the prompt')
-    kw = _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed); _check_paths(images)
+    kw = gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed); _check_paths(images)
     return [t for ims in _chunks(images, batch_size)
             for t in generate_texts(model, processor, ims, [prompt] * len(ims) if prompt else None, batch_size, **kw)]
 
@@ -208,7 +216,7 @@ def answer(model, # from `load_for_inference` (or `load_model`)
     if batch_size < 1: raise Blip2LoraError(f'batch_size must be >= 1, got {batch_size}')
     _plain_text(qs, processor, 'question')
     from blip2_lora.data import VQA_PROMPT
-    kw = _gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed); _check_paths(images)
+    kw = gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed); _check_paths(images)
     ps = [(template or VQA_PROMPT).format(question=q) for q in qs]
     return [t for i, ims in enumerate(_chunks(images, batch_size))
             for t in generate_texts(model, processor, ims, ps[i * batch_size:(i + 1) * batch_size], batch_size, **kw)]

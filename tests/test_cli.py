@@ -250,3 +250,60 @@ def test_train_report_to_flag(tmp_path):
     "--report-to reaches finetune (an unknown value is refused by argparse before anything is written)."
     from blip2_lora.cli import build_parser
     assert build_parser().parse_args(['train', '--data', 'synthetic:3', '--report-to', 'tensorboard']).report_to == 'tensorboard'
+
+# --- train flags come from one definition (blip2_lora.config) ------------------------------------------------------
+def _train_help():
+    from blip2_lora.cli import build_parser
+    p = build_parser()
+    return next(a for a in p._actions if a.dest == 'command').choices['train'].format_help()
+
+def test_train_help_shows_config_fields_and_recipes():
+    "`train --help`: every TrainConfig-derived flag with its docments comment as help, and the recipe table."
+    from fastcore.docments import docments
+    from blip2_lora.cli import _TRAIN_FIELDS, _FLAG_NAME
+    from blip2_lora.config import TrainConfig, RECIPES, RECIPE_BASES
+    flat = ' '.join(_train_help().split())
+    docs = docments(TrainConfig)
+    for k in _TRAIN_FIELDS:
+        flag = '--' + ('no-' if getattr(TrainConfig, k) is True else '') + _FLAG_NAME.get(k, k).replace('_', '-')
+        assert f'{flag} ' in flat and ' '.join(docs[k].split()) in flat, k
+    for name, rec in RECIPES.items():
+        assert f'{name} ({RECIPE_BASES[name]}): ' + ', '.join(f'{k} {v}' for k, v in rec.items()) in flat
+
+def test_train_passes_only_given_flags(monkeypatch, capsys):
+    "Flags left out do not reach finetune (its defaults and the base's recipe decide); given ones do, --no-cache too."
+    import blip2_lora.train
+    from blip2_lora.cli import main
+    from blip2_lora.train import TrainResult
+    seen = []
+    def fake(**kw):
+        seen.append(kw); return TrainResult(Path('r'), Path('r'), {}, [])
+    monkeypatch.setattr(blip2_lora.train, 'finetune', fake)
+    assert main(['train', '--data', 'synthetic:3']) == 0
+    assert seen[-1] == dict(data='synthetic:3')
+    assert main(['train', '--data', 'synthetic:3', '--lr', '1e-3', '--no-cache', '--resume', '--quant', 'none', '--output', 'o', '--seed', '2']) == 0
+    assert seen[-1] == dict(data='synthetic:3', lr=1e-3, cache=False, resume=True, quant='none', output='o', seed=2)
+
+def test_tiny_train_gets_the_tiny_recipe(tmp_path):
+    "`blip2-lora train` on the tiny base without recipe flags: the run file records the whole tiny recipe, nothing given."
+    r = run('train', '--data', 'synthetic:4', '--output', str(tmp_path/'run'), '--max-steps', '1', '--save-steps', '5')
+    assert r.returncode == 0, r.stderr
+    from blip2_lora.config import RECIPES
+    cfg = json.loads((tmp_path/'run'/'train_config.json').read_text())
+    assert cfg['recipe'] == dict(name='tiny', **RECIPES['tiny'], given=[])
+    assert (cfg['lr'], cfg['batch_size'], cfg['targets']) == (RECIPES['tiny']['lr'], RECIPES['tiny']['batch_size'], RECIPES['tiny']['targets'])
+
+def test_quant_choices_come_from_config():
+    "--quant choices in every subcommand: config.QUANTS (+ auto where the library takes it)."
+    from blip2_lora.cli import build_parser
+    from blip2_lora.config import QUANTS, QUANT_CHOICES
+    assert QUANT_CHOICES == QUANTS + ('auto',)
+    sub = next(a for a in build_parser()._actions if a.dest == 'command').choices
+    got = {name: tuple(a.choices) for name, s in sub.items() for a in s._actions if a.dest == 'quant'}
+    assert got and all(v in (QUANTS, QUANT_CHOICES) for v in got.values()), got
+    assert got['plan'] == QUANTS and got['train'] == QUANT_CHOICES
+
+def test_tiny_names_agree_with_models():
+    "config.TINY_NAMES (torch-free, decides the recipe) = the keys of models.TINY_MODELS; models.QUANTS is config's."
+    import blip2_lora.config as C, blip2_lora.models as M
+    assert tuple(M.TINY_MODELS) == C.TINY_NAMES and M.QUANTS is C.QUANTS and M.DEFAULT_MODEL in C.TINY_NAMES
