@@ -42,7 +42,7 @@ setuptools.setup(
     # "Package 'blip2_lora.assets' is absent from the `packages` configuration" (MANIFEST.in ships it in the sdist)
     packages = setuptools.find_packages(include=['blip2_lora', 'blip2_lora.*']) + ['blip2_lora.assets'],
     include_package_data = True,
-    package_data = {'blip2_lora.assets': ['*', '*/*']},
+    package_data = {'blip2_lora.assets': ['*', '*/*', '*/*/*']},
     install_requires = requirements,
     extras_require={ 'dev': dev_requirements + lab_requirements + app_requirements, 'lab': lab_requirements, 'app': app_requirements },
     dependency_links = cfg.get('dep_links','').split(),

@@ -10,7 +10,7 @@ from .models import Blip2LoraError
 from .infer import load_for_inference, caption, answer, open_images
 
 # %% auto #0
-__all__ = ['Compare', 'build_app', 'launch']
+__all__ = ['EMPTY', 'Compare', 'build_app', 'launch']
 
 # %% ../nbs/10_app.ipynb #e17c227a
 class Compare:
@@ -56,6 +56,8 @@ def _gradio():
     except ImportError: raise Blip2LoraError("the app needs Gradio: pip install 'blip2-lora[app]' (or pip install 'gradio>=5')") from None
     return gr
 
+EMPTY = '(empty: the model generated no text, it stopped at once)'  # shown for an empty caption or answer
+
 def build_app(adapter:str|Path|None=None, # a LoRA adapter folder (None: the base model alone)
               model:str|Path|None=None, # base model name or folder (default: the adapter's base)
               loaded:tuple|None=None, # `(model, processor)` already loaded, or a `Compare`
@@ -69,19 +71,20 @@ def build_app(adapter:str|Path|None=None, # a LoRA adapter folder (None: the bas
     cmp = loaded if isinstance(loaded, Compare) else Compare(adapter, model, loaded, max_new_tokens, quant, dtype, device)
     name = getattr(cmp.model.config, '_name_or_path', 'model')
     no_ad = '(no adapter loaded: pass one to see its caption here)'
+    shown = lambda t: t or EMPTY          # an empty box would look like the page is still working
 
     def on_image(path):
         if not path: return None, '', '', ''
         try: im = open_images([path])[0]; base, ad = cmp.caption(im)
         except Blip2LoraError as e: gr.Warning(str(e)); return None, '', '', str(e)
-        return im, base, ad if ad is not None else no_ad, 'captioned'
+        return im, shown(base), shown(ad) if ad is not None else no_ad, 'captioned'
 
     def on_question(path, q):
         try:
             if not path: raise Blip2LoraError('upload an image first')
             base, ad = cmp.answer(path, q)
         except Blip2LoraError as e: gr.Warning(str(e)); return '', '', str(e)
-        return base, ad if ad is not None else no_ad, 'answered'
+        return shown(base), shown(ad) if ad is not None else no_ad, 'answered'
 
     with gr.Blocks(analytics_enabled=False, title='blip2-lora: try an adapter') as demo:
         gr.Markdown(f'## blip2-lora: base model vs adapter\nBase model `{name}`' + (' with the LoRA adapter switched off, then on.' if cmp.has_adapter else ' (no adapter).'))
