@@ -441,7 +441,7 @@ def plain_tokenize(tok, # a tokenizer (`processor.tokenizer`)
                    text:str, # a prompt, caption, question or answer
                    **kw, # more tokenizer options (return_offsets_mapping, return_special_tokens_mask, ...)
                   ):
-    "Tokenize `text` as plain text: '<image>' or '</s>' written in a caption are characters, not special tokens."
+    "Tokenize `text` as plain text: `<image>` or `</s>` written in a caption are characters, not special tokens."
     return tok(text, split_special_tokens=True, **kw)
 
 # %% ../nbs/04_data.ipynb #bc7c5a5d

@@ -1,5 +1,5 @@
 "The docs glue (tools/docs.py, tools/readme.py): README in step with index.ipynb, and Quarto markdown rendered cleanly."
-import re, sys, warnings
+import json, re, sys, warnings
 from pathlib import Path
 import markdown, pytest, yaml
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,3 +100,15 @@ def test_docs_tools_import_no_cycle():
     assert not [m for m in mods if m in reach(m)], deps
     from docs_check import Chrome, find_chromium   # tests/test_app.py drives the Gradio page with it
     assert callable(Chrome) and D.frontmatter is __import__('docs_common').frontmatter
+
+NOISE = re.compile(r'site-packages/.*(Warning|warn)|kernels-community|\x1b\[A|Traceback \(most recent call last\)')
+
+def test_no_library_noise_in_stored_outputs():
+    "A reader sees the cell's result, not a library's deprecation warnings, kernel notices or tqdm redraws: filter them in the notebook's setup cell (issue 16)."
+    bad = []
+    for p in sorted((ROOT/'nbs').rglob('*.ipynb')):
+        for i, c in enumerate(json.loads(p.read_text(encoding='utf-8'))['cells']):
+            for o in c.get('outputs', []):
+                text = ''.join(o.get('text', '')) if o.get('output_type') == 'stream' else ''
+                if (m := NOISE.search(text)): bad.append(f'{p.relative_to(ROOT)} cell {i}: {text[max(0, m.start() - 60):m.end() + 60]!r}')
+    assert not bad, '\n'.join(bad)
