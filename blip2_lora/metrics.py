@@ -31,6 +31,12 @@ def coco_tokenize(text:str, # a caption
     return ' '.join(_BRACKETS.get(t, t) for t in _TOKEN.findall(s) if t not in _PTB_DROP)
 
 # %% ../nbs/07_metrics.ipynb #68239619
+def _count(predictions, what:str)->int:
+    "How many predictions there are, after checking they are a non-empty list (`what`: 'caption' or 'answer')."
+    if isinstance(predictions, str): raise Blip2LoraError('predictions must be a list of strings, not one string')
+    if len(predictions) == 0: raise Blip2LoraError(f'no predictions to score: pass at least one {what}')
+    return len(predictions)
+
 def _as_refs(references, n):
     "Normalise references to one list of strings per prediction."
     if len(references) != n: raise Blip2LoraError(f'got {n} predictions but {len(references)} references: pass one reference (or one list of references) per prediction')
@@ -46,9 +52,7 @@ def caption_metrics(predictions:list[str], # one generated caption per image
     "COCO-style BLEU-1..4 and CIDEr-D (pycocoevalcap scorers on `coco_tokenize`d text), plus exact match."
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
-    if isinstance(predictions, str): raise Blip2LoraError('predictions must be a list of strings, not one string')
-    n = len(predictions)
-    if n == 0: raise Blip2LoraError('no predictions to score: pass at least one caption')
+    n = _count(predictions, 'caption')
     refs = _as_refs(references, n)
     res = {i: [coco_tokenize(p)] for i, p in enumerate(predictions)}
     gts = {i: [coco_tokenize(r) for r in rs] for i, rs in enumerate(refs)}
@@ -100,9 +104,7 @@ def vqa_accuracy(predictions:list[str], # one predicted answer per question
                  answers:list[str]|list[list[str]], # the reference answer, or the (10) human answers, per question
                 )->dict:
     "VQAv2 accuracy: min(1, #matching humans / 3) over leave-one-out subsets (one reference: exact match)."
-    if isinstance(predictions, str): raise Blip2LoraError('predictions must be a list of strings, not one string')
-    n = len(predictions)
-    if n == 0: raise Blip2LoraError('no predictions to score: pass at least one answer')
+    n = _count(predictions, 'answer')
     refs = _as_refs(answers, n)
     accs = []
     for p, rs in zip(predictions, refs):
