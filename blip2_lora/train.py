@@ -191,7 +191,7 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
     if quant == 'auto' and dev.type != 'cuda': quant = 'none'   # the CPU: fp32, nothing quantized
     elif quant == 'auto':
         from blip2_lora.quant import auto_quant
-        quant, p = auto_quant(model, dev, dtype=dtype, lora_preset=targets, r=lora_r, batch_size=batch_size, seq_len=64,
+        quant, p = auto_quant(model, dev, dtype=dtype, lora_preset=targets, r=lora_r, batch_size=batch_size, seq_len=TrainConfig.max_length,
                               gradient_checkpointing=gradient_checkpointing)
         print(f'--quant auto: {p.line()}', flush=True)   # the choice and its plan, in one line
     cfg = TrainConfig(output_dir=str(output), task=task, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
