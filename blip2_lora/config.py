@@ -24,7 +24,7 @@ CHOICES = dict(task=TASKS, precision=PRECISIONS, progress=PROGRESS, report_to=RE
 # %% ../nbs/00b_config.ipynb #7eec6b51
 TINY_NAMES = ('blip2-lora/tiny-opt', 'blip2-lora/tiny-t5') # the reserved embedded bases (= the keys of `blip2_lora.models.TINY_MODELS`)
 
-RECIPES = { # base kind -> finetune's defaults (LoRA preset, peak learning rate, epochs, batch size per process)
+RECIPES = { # base kind -> finetune's defaults (LoRA preset, peak learning rate, epochs or max_steps, batch size per process)
     'real': dict(targets='seed', lr=5e-4, epochs=3, batch_size=3),      # the seed's recipe (LLM q/v, Adam 5e-4, batches of 3)
     'tiny': dict(targets='llm-all', lr=2e-3, epochs=60, batch_size=4),  # embedded tiny bases: provisional, tune here
 }
@@ -39,7 +39,7 @@ def recipe_for(model:str, # a model name, folder or Hub id (`finetune`'s `model`
 def recipes_text()->str:
     "The recipe table in words, one line per base (the epilog of `blip2-lora train --help`)."
     rows = [f"  {n} ({RECIPE_BASES[n]}): " + ', '.join(f'{k} {v}' for k, v in r.items()) for n, r in RECIPES.items()]
-    return '\n'.join(['defaults per base (flags given win; --max-steps replaces epochs):', *rows])
+    return '\n'.join(['defaults per base (flags given win; --epochs or --max-steps replaces the recipe length):', *rows])
 
 # %% ../nbs/00b_config.ipynb #627ecbd9
 @dataclass

@@ -141,9 +141,12 @@ def _with_recipe(model:str, given:dict, max_steps:int|None)->tuple[dict, dict, s
     "The values `finetune` uses (`given` ones that are not None win), the run file's `recipe` record, and its printed line."
     name, rec = recipe_for(model)
     given = {k: v for k, v in given.items() if v is not None}
-    use = {**({k: v for k, v in rec.items() if k != 'epochs'} if max_steps is not None else rec), **given}  # steps replace epochs
-    shown = ' '.join(f'{k}={v}' for k, v in use.items()) + (f' max_steps={max_steps}' if max_steps is not None else '')
-    said = sorted(given) + (['max_steps'] if max_steps is not None else [])
+    length = {'epochs', 'max_steps'}                     # a recipe gives one of them; a given one replaces it
+    told = given.keys() | ({'max_steps'} if max_steps is not None else set())
+    use = {**{k: v for k, v in rec.items() if not (k in length and told & length)}, **given}
+    if max_steps is not None: use['max_steps'] = max_steps
+    shown = ' '.join(f'{k}={v}' for k, v in use.items())
+    said = sorted(told)
     return use, dict(name=name, **rec, given=sorted(given)), f"recipe '{name}' for {model}: {shown}" + (f" (given: {', '.join(said)})" if said else '')
 
 # %% ../nbs/05_train.ipynb #54246df8
@@ -183,7 +186,7 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
     from blip2_lora.data import load_data
     if data is None: raise Blip2LoraError('no training data: pass --data FOLDER (imagefolder with metadata.jsonl/csv), a save_to_disk folder, a Hub id or synthetic:N')
     use, recipe, recipe_line = _with_recipe(model, dict(targets=targets, lr=lr, epochs=epochs, batch_size=batch_size), max_steps)
-    targets, lr, epochs, batch_size = use['targets'], use['lr'], use.get('epochs'), use['batch_size']
+    targets, lr, epochs, batch_size, max_steps = use['targets'], use['lr'], use.get('epochs'), use['batch_size'], use.get('max_steps')
     if quant not in QUANTS + ('auto',): raise Blip2LoraError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}, auto")
     dev = pick_device(device); pick_dtype(dev, dtype)   # bad names fail here, before anything is loaded
     if targets not in PRESETS: raise Blip2LoraError(f"unknown LoRA preset {targets!r}: choose one of {', '.join(PRESETS)}")

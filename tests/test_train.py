@@ -307,3 +307,17 @@ def test_cache_turns_itself_off_for_tower_presets(tmp_path, capsys):
     lines = [l for l in capsys.readouterr().out.splitlines() if 'feature cache' in l]
     assert len(lines) == 1 and lines[0].startswith('feature cache off: --targets qformer'), lines
     assert json.loads((tmp_path/'q'/RUN_FILE).read_text())['cache'] is False and (r.output_dir/'adapter_model.safetensors').exists()
+
+def test_recipe_length_is_epochs_or_steps(monkeypatch):
+    "A recipe may give its length as epochs or max_steps; a length the user gives (either kind) replaces it."
+    import blip2_lora.config as C
+    from blip2_lora.train import _with_recipe
+    monkeypatch.setitem(C.RECIPES, 'tiny', dict(targets='llm-all', lr=1e-3, max_steps=500, batch_size=4))
+    use, rec, line = _with_recipe('blip2-lora/tiny-opt', dict(targets=None, lr=None, epochs=None, batch_size=None), None)
+    assert use['max_steps'] == 500 and 'epochs' not in use and 'max_steps=500' in line
+    use, _, line = _with_recipe('blip2-lora/tiny-opt', dict(targets=None, lr=None, epochs=2, batch_size=None), None)
+    assert use['epochs'] == 2 and 'max_steps' not in use and 'given: epochs' in line
+    use, _, _ = _with_recipe('blip2-lora/tiny-opt', dict(targets=None, lr=None, epochs=None, batch_size=None), 7)
+    assert use['max_steps'] == 7
+    use, _, _ = _with_recipe('Salesforce/blip2-opt-2.7b', dict(targets=None, lr=None, epochs=None, batch_size=None), 7)
+    assert use['max_steps'] == 7 and 'epochs' not in use and use['targets'] == 'seed'
