@@ -10,6 +10,7 @@ import torch
 from .models import Blip2LoraError, DEFAULT_MODEL, load_model, load_processor
 from .data import synthetic, captions
 from .lora import add_lora
+from .cache import trainable_tower_params
 from .train import TrainConfig, train
 from .runs import plot_losses
 from .infer import caption
@@ -57,12 +58,13 @@ def lora_run(model:str, # base model name or folder (`load_model`)
              seed:int=0, # LoRA init and data order
              progress:str='auto', # training progress: 'auto' (bar on a terminal, plain lines in a log), 'bar', 'lines', 'none'
             ):
-    "Fine-tune fresh LoRA adapters on a frozen base (towers cached); returns (peft model, processor, TrainResult)."
+    "Fine-tune fresh LoRA adapters (towers cached unless the preset trains one); returns (peft model, processor, TrainResult)."
     proc = load_processor(model)
     torch.manual_seed(seed)
     peft_model = add_lora(load_model(model), targets, r, alpha, dropout)
     cfg = TrainConfig(output_dir=str(output), max_steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                      warmup_steps=max(1, steps // 20), save_steps=steps, save_total_limit=1, cache=True, overwrite=True,
+                      warmup_steps=max(1, steps // 20), save_steps=steps, save_total_limit=1, overwrite=True,
+                      cache=not trainable_tower_params(peft_model), # a preset that trains a tower cannot use the cache
                       progress=progress)
     with torch.enable_grad(): # even if a caller switched autograd off globally (torch.set_grad_enabled(False))
         res = train(peft_model, proc, data, config=cfg, meta=dict(model=str(model), targets=targets, lora_r=r, lora_alpha=alpha))

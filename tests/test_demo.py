@@ -27,3 +27,10 @@ def test_control_data_keeps_captions_but_breaks_pairs():
 
 def test_held_out_must_use_another_seed():
     with pytest.raises(Blip2LoraError, match='another seed'): demo_data(seed=2, eval_seed=2)
+
+def test_lora_run_with_a_tower_preset_turns_the_cache_off(tmp_path):
+    "`blip2-lora demo --targets llm+qformer` used to stop with the cache error after loading: the cache is off for tower presets."
+    from blip2_lora.demo import lora_run
+    tr, _ = demo_data(8, 4)
+    m, p, res = lora_run(DEFAULT_MODEL, tr, tmp_path/'qf', steps=2, batch_size=4, targets='llm+qformer', progress='none')
+    assert json.loads((tmp_path/'qf'/'train_config.json').read_text())['cache'] is False
