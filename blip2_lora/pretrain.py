@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_pretrain.ipynb #3a62d5fd
 from __future__ import annotations
-import math, random, json, time
+import math, random, json, re, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -19,10 +19,10 @@ __all__ = ['WORLD_COLOURS', 'WORLD_SHAPES', 'NEW_COLOURS', 'NEW_SHAPES', 'SIZES'
            'STAGE1_TO_BLIP2', 'DEMO_PHRASES', 'RECIPE', 'sample_scene', 'draw_scene', 'caption_scene', 'caption_key',
            'world_example', 'to_pixels', 'WorldPool', 'english_corpus', 'bpe_tokenizer', 'base_processor',
            'base_config', 'fit', 'lm_batches', 'pretrain_lm', 'lm_perplexity', 'tokenize_captions', 'TextTower',
-           'TinyClip', 'contrastive_loss', 'pretrain_clip', 'recall_at', 'clip_recall', 'ItgHead', 'image_embeds',
-           'query_feats', 'text_feats', 'stage1_forward', 'itc_similarity', 'new_stage1', 'stage1_losses',
-           'train_stage1', 'stage1_recall', 'stage1_to_blip2', 'stage2_loss', 'train_stage2', 'zero_shot_captions',
-           'attribute_accuracy', 'build_base']
+           'TinyClip', 'contrastive_loss', 'shape_swaps', 'pretrain_clip', 'recall_at', 'clip_recall', 'ItgHead',
+           'image_embeds', 'query_feats', 'text_feats', 'stage1_forward', 'itc_similarity', 'new_stage1',
+           'stage1_losses', 'train_stage1', 'stage1_recall', 'stage1_to_blip2', 'stage2_loss', 'train_stage2',
+           'zero_shot_captions', 'attribute_accuracy', 'build_base']
 
 # %% ../nbs/01b_pretrain.ipynb #c926fdfc
 WORLD_COLOURS = {'red': (215, 35, 35), 'green': (40, 160, 60), 'blue': (40, 70, 215), 'yellow': (235, 205, 25),
@@ -397,6 +397,16 @@ def contrastive_loss(logits:Tensor, # (B, B) image-text similarities times the t
     t = same / same.sum(1, keepdim=True)
     return (-(t * logits.log_softmax(1)).sum(1).mean() - (t * logits.T.log_softmax(1)).sum(1).mean()) / 2
 
+_SHAPE_RX = re.compile(r'\b(' + '|'.join(sorted(WORLD_SHAPES, key=len, reverse=True)) + r')(e?s)?\b')
+
+def shape_swaps(caption:str, # a world caption
+               )->list[str]:
+    "The caption with its first shape word replaced by every other world shape (plural kept); [] if it names none."
+    m = _SHAPE_RX.search(caption)
+    if m is None: return []
+    plural = lambda s: s + ('es' if s.endswith('ss') else 's')
+    return [caption[:m.start()] + (plural(s) if m[2] else s) + caption[m.end():] for s in WORLD_SHAPES if s != m[1]]
+
 def pretrain_clip(clip:TinyClip, # trained in place
                   pool:WorldPool, # training images and captions
                   tokenizer, # from `bpe_tokenizer`
@@ -405,14 +415,23 @@ def pretrain_clip(clip:TinyClip, # trained in place
                   lr:float=1e-3, # peak learning rate
                   seed:int=0, # picks the rows of each step
                   every:int=0, # print the loss every N steps
+                  shape_negatives:float=0.0, # weight of the hard-negative loss (each image against its caption with every other shape); 0: plain CLIP
                  )->list[dict]:
     "Contrastive image-text pretraining of the ViT on the world (BLIP-2 starts from such an encoder)."
     g = torch.Generator().manual_seed(seed); clip.train()
     ids, mask = tokenize_captions(tokenizer, pool.captions)
     def loss(s):
         idx = torch.randint(len(pool), (batch_size,), generator=g)
+        caps = [pool.captions[i] for i in idx]
         v, t = clip.embed_images(pool.pixels[idx]), clip.embed_texts(ids[idx], mask[idx])
-        return contrastive_loss(clip.logit_scale.exp().clamp(max=100) * v @ t.T, [caption_key(pool.captions[i]) for i in idx])
+        scale = clip.logit_scale.exp().clamp(max=100)
+        l = contrastive_loss(scale * v @ t.T, [caption_key(c) for c in caps])
+        if not shape_negatives: return l
+        keep = [j for j, c in enumerate(caps) if shape_swaps(c)]          # captions that name a shape
+        nid, nm = tokenize_captions(tokenizer, [n for j in keep for n in shape_swaps(caps[j])])
+        tn = clip.embed_texts(nid, nm).view(len(keep), len(WORLD_SHAPES) - 1, -1)        # (K, 7, E) the twins
+        logits = scale * torch.cat([(v[keep] * t[keep]).sum(1, keepdim=True), torch.einsum('ke,kse->ks', v[keep], tn)], 1)
+        return l + shape_negatives * F.cross_entropy(logits, torch.zeros(len(keep), dtype=torch.long))  # the true caption is column 0
     return fit(list(clip.parameters()), loss, steps, lr, every=every)
 
 def recall_at(sim:Tensor, # (n_images, n_texts) similarity of every image with every caption
@@ -664,8 +683,8 @@ DEMO_PHRASES = ('on the left', 'on the right', 'at the top', 'at the bottom')  #
 
 RECIPE = dict(seed=0, n_train=20_000, n_val=500, vocab_size=4096, image_size=32, patch_size=4, vision=(64, 4),
               qformer=(96, 3), lm=(128, 4), num_query_tokens=8,
-              lm_steps=400, lm_batch=16, lm_lr=2e-3, clip_steps=700, clip_batch=64, clip_lr=1e-3,
-              stage1_steps=300, stage1_batch=48, stage1_lr=1e-3, stage2_steps=600, stage2_batch=64, stage2_lr=2e-3)
+              lm_steps=400, lm_batch=16, lm_lr=2e-3, clip_steps=4000, clip_batch=64, clip_lr=1e-3, clip_shape_negatives=1.0,
+              stage1_steps=600, stage1_batch=48, stage1_lr=1e-3, stage2_steps=1200, stage2_batch=64, stage2_lr=2e-3)
 
 def attribute_accuracy(captions:list[str], # generated captions
                        scenes:list[dict], # the scenes of the images (`WorldPool.scenes`)
@@ -700,7 +719,7 @@ def build_base(out_dir:str|Path|None=None, # folder for the BLIP-2 (+ `stage1/`)
     pretrain_lm(lm, lm_train, r['lm_steps'], r['lm_batch'], r['lm_lr'], r['seed'], every)
     res['lm_ppl_after'] = round(lm_perplexity(lm, lm_val), 1); tick('lm')
     torch.manual_seed(r['seed']); clip = TinyClip(cfg.vision_config, len(proc.tokenizer))
-    pretrain_clip(clip, pool, tok, r['clip_steps'], r['clip_batch'], r['clip_lr'], r['seed'], every)
+    pretrain_clip(clip, pool, tok, r['clip_steps'], r['clip_batch'], r['clip_lr'], r['seed'], every, r.get('clip_shape_negatives', 0.0))
     res['clip_recall'] = clip_recall(clip, val, tok); tick('clip')
     s1, head, temp = new_stage1(cfg1, clip.vision.state_dict(), r['seed'])
     res['stage1_recall_before'] = stage1_recall(s1, val, tok)

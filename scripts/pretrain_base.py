@@ -1,11 +1,12 @@
-"""Pretrain the tiny BLIP-2 that blip2-lora ships as `blip2-lora/tiny-opt`, the way BLIP-2 was built (nbs/01b_pretrain).
+"""Pretrain the tiny BLIP-2 meant to ship as `blip2-lora/tiny-opt`, the way BLIP-2 was built (nbs/01b_pretrain; not shipped yet:
+it still sees shape poorly, see the section "The base this recipe builds" there).
 
 One command, deterministic (same seed, torch version and thread count -> same weights), CPU only:
 
-    .venv/bin/python scripts/pretrain_base.py --out /tmp/tiny-opt     # 17 min on 2 shared cores, 13.7 MB
+    .venv/bin/python scripts/pretrain_base.py --out /tmp/tiny-opt     # 19 min on 2 shared cores, 13.7 MB
 
 Steps (`blip2_lora.pretrain.build_base` with `RECIPE`): a procedural image world -> a byte-level BPE tokenizer and a
-tiny OPT pretrained on the Python docs + the world's captions -> a CLIP-style ViT -> stage 1 (Q-Former with ITC, ITM,
+tiny OPT pretrained on the Python docs + the world's captions -> a CLIP-style ViT (with shape-swapped hard negatives) -> stage 1 (Q-Former with ITC, ITM,
 ITG on the frozen ViT) -> stage 2 (Q-Former + projection under the frozen LM's loss). Writes a Hugging Face BLIP-2
 folder (model.safetensors, processor, generation config), the stage-1 `Blip2ForImageTextRetrieval` in `stage1/`, and
 `pretrain.json` (recipe, seconds per step, held-out numbers). The demo's caption template ("a red circle on the
