@@ -186,10 +186,8 @@ def quant_config(quant:str='none', # 'none', 'int8' or 'nf4'
     try: import bitsandbytes  # noqa: F401
     except ImportError: raise Blip2LoraError(f"quant={quant!r} needs bitsandbytes, which is not installed: pip install 'bitsandbytes>=0.50'") from None
     if quant == 'int8': return BitsAndBytesConfig(load_in_8bit=True)
-    # language_projection stays in 16/32 bits: 2M parameters on blip2-opt-2.7b (768 -> 2560), and bitsandbytes' CPU
-    # 4-bit kernel fails on layers whose in_features is not a multiple of its 64-value blocks (the tiny model's is 96)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=['language_projection', 'lm_head'])
+                              bnb_4bit_compute_dtype=compute_dtype)
 
 # %% ../nbs/00_models.ipynb #747e30eb
 def pick_device(device:str|torch.device|None='auto', # 'auto', 'cpu', 'cuda', 'cuda:N' (or a torch.device)
