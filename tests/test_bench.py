@@ -62,3 +62,18 @@ def test_gpu_script_dry_run(tmp_path, capsys):
         assert set(r['train']) == {2, 8} and r['caption_s'] > 0 and r['weights'] > 0
         assert all(t['loss'] == t['loss'] and t['plan'] > 0 for t in r['train'].values())  # finite loss, a plan estimate
     assert (tmp_path/'gpu.json').exists()
+
+def test_learn_bench_runs_the_cli_and_scores(tmp_path):
+    "bench/learn.py: held-out rows name only unseen colours/shapes, the control keeps captions but breaks pairs, one short run scores."
+    import learn
+    from blip2_lora.pretrain import NEW_COLOURS, NEW_SHAPES
+    rows = learn.novel_rows(3, 40)
+    assert all(c.split()[1] in NEW_COLOURS and c.split()[2] in NEW_SHAPES for _, c in rows)
+    import json, numpy as np
+    assert learn.novel_rows(3, 5)[0][1] == rows[0][1]                          # a row is a function of (seed, i)
+    assert np.asarray(learn.novel_rows(4, 1)[0][0]).tobytes() != np.asarray(rows[0][0]).tobytes()
+    r = learn.run('control', 0, None, ['--max-steps', '2', '--batch-size', '4'], tmp_path)
+    assert r['n'] == 120 and 0 <= r['exact'] <= 1 and r['train_seconds'] > 0 and 0 < r['top_class'] < 1
+    texts = [json.loads(l)['text'] for l in (tmp_path/'control-0'/'data'/'metadata.jsonl').read_text().splitlines()]
+    true = [c for _, c in learn.novel_rows(100, 240)]
+    assert sorted(texts) == sorted(true) and texts != true                       # same captions, pairs broken
