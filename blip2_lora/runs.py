@@ -90,6 +90,7 @@ def check_output(out:Path, # the run folder
     if config.get('max_steps') is not None and config['max_steps'] < done:
         raise Blip2LoraError(f'cannot resume {out}: max_steps {config["max_steps"]} is less than the {done} steps already done; pass --max-steps {done} or more')
 
+# %% ../nbs/04b_runs.ipynb #f20c5d2b
 def recorded_files(out:Path, # the run folder
                   )->list[str]:
     "Names of the files in `out` this project wrote: the run file's `files` record (`OUR_FILES` for older runs; none if no run)."
@@ -111,6 +112,7 @@ def clear_output(out:Path, # the run folder (already checked by `check_output`)
         for d in OUR_DIRS: shutil.rmtree(out/d, ignore_errors=True)
     if resume: drop_torn(out/'checkpoints')
 
+# %% ../nbs/04b_runs.ipynb #f40c5d2b
 @contextlib.contextmanager
 def atomic_dir(dst:Path, # the folder to replace (e.g. RUN/best)
               ):
@@ -163,6 +165,7 @@ def publish_run(out:Path, # the run folder (its run file already written by `sta
     except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
     return _publish(tmp, Path(out))
 
+# %% ../nbs/04b_runs.ipynb #f60c5d2b
 def prepare_output(out:Path, # the run folder
                    resume:bool=False, # continuing a run in `out`
                    overwrite:bool=False, # clear our files (and checkpoints) from `out`; other files stay
