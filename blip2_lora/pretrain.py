@@ -683,7 +683,7 @@ DEMO_PHRASES = ('on the left', 'on the right', 'at the top', 'at the bottom')  #
 
 RECIPE = dict(seed=0, n_train=20_000, n_val=500, vocab_size=4096, image_size=32, patch_size=4, vision=(64, 4),
               qformer=(96, 3), lm=(128, 4), num_query_tokens=8,
-              lm_steps=400, lm_batch=16, lm_lr=2e-3, clip_steps=4000, clip_batch=64, clip_lr=1e-3, clip_shape_negatives=1.0,
+              lm_steps=400, lm_batch=16, lm_lr=2e-3, clip_steps=8000, clip_batch=64, clip_lr=1e-3, clip_shape_negatives=1.0,
               stage1_steps=600, stage1_batch=48, stage1_lr=1e-3, stage2_steps=1200, stage2_batch=64, stage2_lr=2e-3)
 
 def attribute_accuracy(captions:list[str], # generated captions
