@@ -279,8 +279,8 @@ def _config_args(s, names=_TRAIN_FIELDS):
             s.add_argument(('--no-' if f.default else '--') + dest.replace('_', '-'), dest=dest, action='store_const',
                            const=not f.default, default=None, help=('do not ' if f.default else '') + doc)
             continue
-        if name in RECIPES['real'] and 'recipe' not in doc: doc += "; default: the base's recipe (below)"
-        elif name not in RECIPES['real'] and f.default is not None: doc += f' (default: {f.default})'
+        if any(name in r for r in RECIPES.values()) and 'recipe' not in doc: doc += "; default: the base's recipe (below)"
+        elif f.default is not None and not any(name in r for r in RECIPES.values()): doc += f' (default: {f.default})'
         s.add_argument('--' + dest.replace('_', '-'), dest=dest, type=_FLAG_TYPE.get(name, {int: int, float: _finite}.get(typ, str)),
                        choices=CHOICES.get(name), default=None, help=doc)
 

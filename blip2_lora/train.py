@@ -187,7 +187,7 @@ def finetune(model:str=DEFAULT_MODEL, # reserved tiny name, model folder or Hub 
     if data is None: raise Blip2LoraError('no training data: pass --data FOLDER (imagefolder with metadata.jsonl/csv), a save_to_disk folder, a Hub id or synthetic:N')
     use, recipe, recipe_line = _with_recipe(model, dict(targets=targets, lr=lr, epochs=epochs, batch_size=batch_size), max_steps)
     targets, lr, epochs, batch_size, max_steps = use['targets'], use['lr'], use.get('epochs'), use['batch_size'], use.get('max_steps')
-    if quant not in QUANTS + ('auto',): raise Blip2LoraError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}, auto")
+    if quant not in QUANT_CHOICES: raise Blip2LoraError(f"unknown quant {quant!r}: choose one of {', '.join(QUANTS)}, auto")
     dev = pick_device(device); pick_dtype(dev, dtype)   # bad names fail here, before anything is loaded
     if targets not in PRESETS: raise Blip2LoraError(f"unknown LoRA preset {targets!r}: choose one of {', '.join(PRESETS)}")
     lora_config(targets, lora_r, lora_alpha, lora_dropout)  # checks r, alpha, dropout
