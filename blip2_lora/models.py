@@ -14,11 +14,11 @@ from .errors import Blip2LoraError
 from .config import QUANTS
 
 # %% auto #0
-__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'DTYPES', 'REAL_MODELS', 'LM_FAMILIES', 'tiny_tokenizer',
-           'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config', 'pick_device',
-           'bf16_ok', 'pick_dtype', 'hub_available', 'load_processor', 'load_model', 'base_blip2', 'model_device',
-           'to_device', 'amp_mode', 'real_config', 'meta_model', 'n_params', 'lm_family', 'stop_token_id',
-           'caption_loss', 'generate_texts', 'Blip2LoraError', 'QUANTS']
+__all__ = ['TINY_VERSION', 'TINY_MODELS', 'DEFAULT_MODEL', 'NF4_BLOCK', 'DTYPES', 'REAL_MODELS', 'LM_FAMILIES', 'tiny_tokenizer',
+           'tiny_config', 'tiny_processor', 'tiny_blip2', 'cache_dir', 'resolve_model', 'quant_config',
+           'unquantized_modules', 'pick_device', 'bf16_ok', 'pick_dtype', 'hub_available', 'load_processor',
+           'load_model', 'base_blip2', 'model_device', 'to_device', 'amp_mode', 'real_config', 'meta_model', 'n_params',
+           'lm_family', 'stop_token_id', 'caption_loss', 'generate_texts', 'Blip2LoraError', 'QUANTS']
 
 # %% ../nbs/00_models.ipynb #2c7881bb
 _all_ = ['Blip2LoraError', 'QUANTS']  # defined in `blip2_lora.errors` / `blip2_lora.config` (no torch), imported above: the same objects, still exported here
@@ -133,7 +133,7 @@ def tiny_blip2(out_dir:str|Path, # folder to write (created; must be empty or ab
     return out
 
 # %% ../nbs/00_models.ipynb #c6c241e0
-TINY_VERSION = 3 # bump when the tiny builds change, so stale caches are rebuilt
+TINY_VERSION = 4 # bump when the tiny builds change, so stale caches are rebuilt
 TINY_MODELS = {'blip2-lora/tiny-opt': dict(lm='opt', shipped=True),  # pretrained, in blip2_lora/assets/tiny-opt
                'blip2-lora/tiny-t5': dict(lm='t5', shipped=False)}   # random, built into the cache on first use
 DEFAULT_MODEL = 'blip2-lora/tiny-opt'
@@ -188,6 +188,19 @@ def quant_config(quant:str='none', # 'none', 'int8' or 'nf4'
     if quant == 'int8': return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype)
+
+# %% ../nbs/00_models.ipynb #eb066a27
+NF4_BLOCK = 64  # values that share one absmax in bitsandbytes' NF4 (`bnb_4bit` blocksize)
+
+def unquantized_modules(model:torch.nn.Module, # a BLIP-2 before quantization (the meta device is enough)
+                        quant:str='int8', # 'int8' or 'nf4'
+                       )->list[str]:
+    "What a bitsandbytes load keeps out of `quant`: transformers' default (the output embedding), the model's `_keep_in_fp32_modules`, and for nf4 every linear layer whose input width is not a multiple of `NF4_BLOCK`."
+    from transformers.quantizers.base import get_keys_to_not_convert
+    skip = set(get_keys_to_not_convert(model)) | set(getattr(model, '_keep_in_fp32_modules', None) or [])
+    if quant == 'nf4': skip |= {n for n, m in model.named_modules() if type(m) is torch.nn.Linear and m.in_features % NF4_BLOCK}
+    return sorted(skip)
+
 
 # %% ../nbs/00_models.ipynb #747e30eb
 def pick_device(device:str|torch.device|None='auto', # 'auto', 'cpu', 'cuda', 'cuda:N' (or a torch.device)
@@ -310,6 +323,8 @@ def load_model(name_or_path:str|Path=DEFAULT_MODEL, # reserved tiny name, local 
     elif (why := _hub_problem()): raise _hub_error(name, why)
     _quiet_loading()
     try:
+        if quant == 'nf4':   # the skip list depends on the layer widths: read them from the config, on the meta device
+            with torch.device('meta'): qcfg.llm_int8_skip_modules = unquantized_modules(Blip2ForConditionalGeneration(Blip2Config.from_pretrained(path)), 'nf4')
         model = Blip2ForConditionalGeneration.from_pretrained(path, quantization_config=qcfg, dtype=dtype,
                     device_map=device_map, use_safetensors=None if allow_pickle else True)
     except OSError as e:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from .models import (Blip2LoraError, QUANTS, REAL_MODELS, TINY_MODELS, meta_model, resolve_model, n_params)
+from .models import (Blip2LoraError, QUANTS, REAL_MODELS, TINY_MODELS, meta_model, resolve_model, n_params, unquantized_modules)
 
 # %% auto #0
 __all__ = ['CUDA_CONTEXT', 'absmax_quant', 'absmax_dequant', 'int8_matmul', 'nf4_levels', 'blockwise_quant', 'blockwise_dequant',
@@ -103,11 +103,11 @@ def nf4_dequant(q:dict, # the output of `nf4_quant`
 
 # %% ../nbs/03_quant.ipynb #d85084bc
 def quantized_modules(model:nn.Module, # a BLIP-2 (meta device fine) *before* quantization
+                      quant:str='int8', # 'int8' or 'nf4'
                      )->list[str]:
     "Names of the linear layers that a bitsandbytes load (int8 or nf4) turns into `Linear8bitLt`/`Linear4bit`."
-    from transformers.quantizers.base import get_keys_to_not_convert
     from transformers.quantizers.quantizers_utils import should_convert_module
-    skip = list(set(get_keys_to_not_convert(model)) | set(getattr(model, '_keep_in_fp32_modules', None) or []))
+    skip = unquantized_modules(model, quant)   # the list `load_model` hands to transformers
     return [n for n, m in model.named_modules() if type(m) is nn.Linear and should_convert_module(n, skip)]
 
 # %% ../nbs/03_quant.ipynb #62366eb1
@@ -143,7 +143,7 @@ def weight_bytes(model:nn.Module, # a BLIP-2 on the meta device, not quantized (
                 )->dict:
     "Bytes of a `load_model(quant=...)` load: `weights` (= `get_memory_footprint`), `constants` (scales), `upcast` (fp32 copies made by kbit prep)."
     from transformers.quantizers.quantizers_utils import should_convert_module
-    qset = set(quantized_modules(model)) if quant != 'none' else set()
+    qset = set(quantized_modules(model, quant)) if quant != 'none' else set()
     fp32 = list(getattr(model, '_keep_in_fp32_modules', None) or [])
     e = torch.empty(0, dtype=dtype).element_size()
     w = c = up = 0

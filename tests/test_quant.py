@@ -42,11 +42,14 @@ def test_nf4_matches_bnb(dq):
 def test_quantized_modules_prediction():
     m = load_model(quant='nf4')
     with torch.device('meta'): ref = type(m)(m.config)
-    pred = quantized_modules(ref)
+    pred = quantized_modules(ref, 'nf4')
     assert pred == [n for n, x in m.named_modules() if isinstance(x, bnb.nn.Linear4bit)]
-    assert 'language_projection' in pred and not any(n.startswith('qformer') or 'lm_head' in n for n in pred)
+    assert not any(n.startswith('qformer') or 'lm_head' in n for n in pred)
+    assert 'language_projection' in quantized_modules(ref, 'int8')
+    assert ('language_projection' in pred) == (ref.language_projection.in_features % 64 == 0)   # bnb's CPU NF4 kernel needs whole 64-blocks
     assert true_weight_bytes(m) > m.get_memory_footprint()
     real = quantized_modules(meta_model('blip2-opt-2.7b'))
+    assert real == quantized_modules(meta_model('blip2-opt-2.7b'), 'nf4')   # every real width is a multiple of 64
     assert len(real) == 39 * 4 + 1 + 32 * 6   # ViT (qkv, projection, fc1, fc2), projection, OPT (q, k, v, out, fc1, fc2)
 
 from blip2_lora.quant import plan, Plan, weight_bytes
