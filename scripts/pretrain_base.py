@@ -1,5 +1,5 @@
-"""Pretrain the tiny BLIP-2 meant to ship as `blip2-lora/tiny-opt`, the way BLIP-2 was built (nbs/01b_pretrain; not shipped yet:
-it still sees shape poorly, see the section "The base this recipe builds" there).
+"""Pretrain the tiny BLIP-2 that ships as `blip2-lora/tiny-opt` (blip2_lora/assets/tiny-opt), the way BLIP-2 was built
+(nbs/01b_pretrain; what it measures and what it still does poorly, shape, are in its section "The base this recipe builds").
 
 One command, deterministic (same seed, torch version and thread count -> same weights), CPU only:
 
@@ -10,7 +10,8 @@ tiny OPT pretrained on the Python docs + the world's captions -> a CLIP-style Vi
 ITG on the frozen ViT) -> stage 2 (Q-Former + projection under the frozen LM's loss). Writes a Hugging Face BLIP-2
 folder (model.safetensors, processor, generation config), the stage-1 `Blip2ForImageTextRetrieval` in `stage1/`, and
 `pretrain.json` (recipe, seconds per step, held-out numbers). The demo's caption template ("a red circle on the
-left") never occurs in pretraining, so the demo stays a real fine-tuning task.
+left") never occurs in pretraining, so the demo stays a real fine-tuning task. The shipped folder is this script's
+output with the default RECIPE, copied to blip2_lora/assets/tiny-opt; its pretrain.json records the command.
 """
 from __future__ import annotations
 import argparse, json, os, shutil, sys, time

@@ -8,7 +8,10 @@ from blip2_lora.demo import run_demo, demo_data, shuffle_captions
 def test_default_model_is_the_shipped_pretrained_one():
     path = Path(resolve_model(DEFAULT_MODEL))
     assert path.parent.name == 'assets' and (path/'pretrain.json').exists(), path
-    assert sum(f.stat().st_size for f in path.iterdir()) < 10 * 2**20  # shipped weights stay under 10 MB
+    assert sum(f.stat().st_size for f in path.rglob('*') if f.is_file()) <= 20e6   # base + stage1/ stay within 20 MB (issue 14)
+    info = json.loads((path/'pretrain.json').read_text())
+    assert info['stage1_recall_after']['i2t@1'] > 20 * info['stage1_recall_before']['i2t@1']   # stage 1 learned (chance 0.2%)
+    assert (path/'stage1'/'model.safetensors').exists()
 
 def test_short_demo_beats_shuffled_control(tmp_path):
     r = run_demo(tmp_path/'demo', n_train=240, n_eval=48, steps=400, quiet=True)
