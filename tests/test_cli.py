@@ -238,7 +238,7 @@ def test_export_command(tmp_path, capsys):
     from transformers import Blip2ForConditionalGeneration
     from blip2_lora.cli import main
     from blip2_lora.train import finetune
-    finetune(data='synthetic:6', output=tmp_path/'run', max_steps=1, batch_size=3, save_steps=10)
+    finetune(data='synthetic:6', output=tmp_path/'run', max_steps=1, batch_size=3, save_steps=10, targets='llm-all')   # LLM-only: vLLM can serve it
     assert main(['export', '--adapter', str(tmp_path/'run'), '--output', str(tmp_path/'out')]) == 0
     out = capsys.readouterr().out
     assert 'merged model written to' in out and 'vLLM LoRA adapter written to' in out

@@ -34,7 +34,7 @@ def test_train_on_device(tmp_path, dev, quant, cache):
     "finetune (feature cache on/off, eval generation on) keeps model and batches on the device; the AMP mode follows the policy."
     w = Where()
     res = finetune(data='synthetic:6', eval_data='synthetic:3:1', output=tmp_path/'run', quant=quant, cache=cache, max_steps=2,
-                   batch_size=3, save_steps=1, device=DEVICE, callbacks=[w])
+                   batch_size=3, targets='llm-all', save_steps=1, device=DEVICE, callbacks=[w])
     amp = None if dev.type != 'cuda' else 'bf16' if bf16_ok(dev) else 'fp16'          # the policy, stated independently of amp_mode
     assert w.seen == {(dev.type, amp == 'bf16', amp == 'fp16')}, w.seen
     assert torch.isfinite(torch.tensor(res.metrics['train_loss']))
