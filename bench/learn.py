@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 CLEAR = os.environ.get('LEARN_CLEAR') == '1'   # LEARN_CLEAR=1: held-out objects big and plain (shape easier to see)
+DEV = os.environ.get('LEARN_DEV') == '1'       # LEARN_DEV=1: other training seeds and another test set, to choose settings on
 
 PHOTOS = {  # scikit-image data name -> caption (words of ordinary English; none occurs in the world's captions)
     'astronaut': 'an astronaut in a white suit beside a flag',
@@ -71,6 +72,7 @@ def run(task:str, seed:int, model:str|None, extra:list[str], work:Path)->dict:
     if task == 'photos': train = test = photo_rows()
     else:
         train, test = novel_rows(100 + seed, 240), novel_rows(9_000, 120)   # test: one fixed set, its own seed
+        if DEV: train, test = novel_rows(5_000 + seed, 240), novel_rows(7_000, 120)   # settings are chosen here, never on the above
         if task == 'control':
             texts = [t for _, t in train]; random.Random(seed).shuffle(texts)
             train = [(im, t) for (im, _), t in zip(train, texts)]
