@@ -37,3 +37,15 @@ def test_lora_run_with_a_tower_preset_turns_the_cache_off(tmp_path):
     tr, _ = demo_data(8, 4)
     m, p, res = lora_run(DEFAULT_MODEL, tr, tmp_path/'qf', steps=2, batch_size=4, targets='llm+qformer', progress='none')
     assert json.loads((tmp_path/'qf'/'train_config.json').read_text())['cache'] is False
+
+def test_cli_demo_help_states_run_demo_defaults():
+    "`blip2-lora demo --help` restates run_demo's defaults (the parser cannot import torch): they must not drift apart."
+    import inspect, re
+    from blip2_lora.cli import build_parser
+    sub = next(a for a in build_parser()._actions if hasattr(a, 'choices') and isinstance(a.choices, dict))
+    helps = {a.dest: a.help for a in sub.choices['demo']._actions}
+    sig = inspect.signature(run_demo).parameters
+    for dest, param in dict(n_train='n_train', n_eval='n_eval', steps='steps', batch_size='batch_size', lr='lr', targets='targets', lora_r='r').items():
+        stated = re.search(r'\(default ([^)]+)\)', helps[dest])[1]
+        d = sig[param].default
+        assert stated == str(d) if isinstance(d, str) else float(stated) == d, (dest, stated, d)
