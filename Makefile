@@ -9,6 +9,7 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 WORKERS ?= 2
+DEMO_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
 NBDEV_SKIP ?= ^[_.]
 
 .PHONY: install test check-sync nbtest pytest demo lab docs docs-check clean test-gpu gpu-pack
@@ -51,6 +52,9 @@ test-gpu:
 gpu-pack:              ## wheels the GPU image lacks, into .gpu/ (git-ignored)
 	bash tools/gpu_pack.sh
 
+# the demo is one process: it gets every core (the 1-thread export above is for parallel test workers)
+demo: export OMP_NUM_THREADS := $(DEMO_THREADS)
+demo: export MKL_NUM_THREADS := $(DEMO_THREADS)
 demo: $(STAMP)
 	$(BIN)/blip2-lora demo
 

@@ -371,7 +371,7 @@ def build_parser()->argparse.ArgumentParser:
     s = _sub(sub, 'demo', cmd_demo)
     _model_arg(s, 'blip2-lora/tiny-opt')
     s.add_argument('--output', default='demo_out', help='folder for grid.png, loss.png, metrics.json/md and the adapters')
-    s.add_argument('--n-train', type=_int(1), help='synthetic training images (default 480)')
+    s.add_argument('--n-train', type=_int(1), help='synthetic training images (default 960)')
     s.add_argument('--n-eval', type=_int(1), help='held-out images from another seed (default 240)')
     s.add_argument('--steps', type=_int(1), help='optimizer steps, for the run and the control (default 1000)')
     s.add_argument('--batch-size', type=_int(1), help='images per step (default 16)')

@@ -121,7 +121,7 @@ def metrics_table(rows:dict, # label -> `caption_metrics` dict (exact_match, ble
 # %% ../nbs/09_demo.ipynb #e60fbbe3
 def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metrics.json/md and the adapter/ and control/ runs
              model:str=DEFAULT_MODEL, # base model (the shipped pretrained tiny BLIP-2)
-             n_train:int=480, # training rows
+             n_train:int=960, # training rows
              n_eval:int=240, # held-out rows (balanced over the captions)
              steps:int=1000, # optimizer steps of the LoRA run and of the control
              batch_size:int=16, # rows per step
