@@ -22,7 +22,7 @@ __all__ = ['WORLD_COLOURS', 'WORLD_SHAPES', 'NEW_COLOURS', 'NEW_SHAPES', 'SIZES'
            'TinyClip', 'contrastive_loss', 'shape_swaps', 'pretrain_clip', 'recall_at', 'clip_recall', 'ItgHead',
            'image_embeds', 'query_feats', 'text_feats', 'stage1_forward', 'itc_similarity', 'new_stage1',
            'stage1_losses', 'train_stage1', 'stage1_recall', 'stage1_to_blip2', 'stage2_loss', 'train_stage2',
-           'zero_shot_captions', 'attribute_accuracy', 'build_base']
+           'zero_shot_captions', 'attribute_accuracy', 'build_base', 'new_shape_rows', 'linear_probe']
 
 # %% ../nbs/01b_pretrain.ipynb #c926fdfc
 WORLD_COLOURS = {'red': (215, 35, 35), 'green': (40, 160, 60), 'blue': (40, 70, 215), 'yellow': (235, 205, 25),
@@ -738,3 +738,30 @@ def build_base(out_dir:str|Path|None=None, # folder for the BLIP-2 (+ `stage1/`)
             new_colours=list(NEW_COLOURS), new_shapes=list(NEW_SHAPES)), indent=1, default=list))
     res.update(model=model, stage1=s1, processor=proc, lm=lm, clip=clip)
     return res
+
+# %% ../nbs/01b_pretrain.ipynb #5b7e2c41
+def new_shape_rows(seed:int, # image i is drawn from random.Random(seed * 7919 + i), as `bench/learn.py`'s held-out task draws it
+                   n:int, # how many images
+                   size:int=64, # pixels per side
+                  )->list[tuple]:
+    "n images of one object in a held-out colour and shape (`NEW_COLOURS` x `NEW_SHAPES`), each with its shape's index."
+    out = []
+    for i in range(n):
+        rng = random.Random(seed * 7919 + i); s = sample_scene(rng, tuple(NEW_COLOURS), NEW_SHAPES)
+        s = dict(s, kind='one', objects=s['objects'][:1]); out.append((draw_scene(s, size, rng), NEW_SHAPES.index(s['objects'][0]['shape'])))
+    return out
+
+def linear_probe(Xtr:Tensor, # training features, (n, d)
+                 ytr:Tensor, # their class indices, (n,)
+                 Xte:Tensor, # test features, (m, d)
+                 yte:Tensor, # their class indices, (m,)
+                 wd:float=1e-3, # L2 weight decay
+                )->float:
+    "Test accuracy of an L2-regularised logistic regression (L-BFGS on standardised features): what frozen features separate."
+    mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-5; Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
+    W = torch.zeros(Xtr.shape[1], int(ytr.max()) + 1, requires_grad=True); b = torch.zeros(W.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=300)
+    def f():
+        opt.zero_grad(); l = F.cross_entropy(Xtr @ W + b, ytr) + wd * (W ** 2).sum(); l.backward(); return l
+    with torch.enable_grad(): opt.step(f)
+    return round(((Xte @ W + b).argmax(1) == yte).float().mean().item(), 3)

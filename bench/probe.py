@@ -1,0 +1,58 @@
+"""What a base's frozen ViT separates: a linear probe on the 5 shapes no base saw, layer by layer (issue 14's encoder check).
+
+    .venv/bin/python bench/probe.py                                   # the shipped blip2-lora/tiny-opt, ~2 min
+    .venv/bin/python bench/probe.py --model pretrain_out/tiny-opt     # a candidate base from scripts/pretrain_base.py
+
+`bench/learn.py`'s held-out task (a new colour x a new shape, 240 training images) is limited by the encoder, not by
+LoRA (01b_pretrain, *What the shipped base still does poorly*). Building and scoring a whole base takes most of an
+hour; this check takes a minute: logistic regression (`blip2_lora.pretrain.linear_probe`) from the frozen ViT's patch
+features to the 5 `NEW_SHAPES`, trained on images drawn as that task draws them (its development seeds,
+`new_shape_rows(5_000, n)`), scored on 500 others (`new_shape_rows(7_000, 500)`), from each layer's output (0 = patch
+embeddings; 'out' = after the final LayerNorm, what the Q-Former reads), next to the raw pixels and a ViT of the same
+shape with random weights. Chance is 0.2. A base worth building scores clearly above the shipped one's 'out' row.
+"""
+from __future__ import annotations
+import argparse, json, os, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+import common  # noqa: F401  (threads, quiet warnings)
+import torch
+
+
+def features(vit, pixel_values:torch.Tensor)->dict:
+    "Flattened patch features of every hidden state (embeddings first) and of the final output."
+    with torch.no_grad(): o = vit(pixel_values=pixel_values, output_hidden_states=True)
+    return {**{str(i): h.flatten(1) for i, h in enumerate(o.hidden_states)}, 'out': o.last_hidden_state.flatten(1)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--model', default='blip2-lora/tiny-opt', help='base: reserved tiny name or a saved folder')
+    ap.add_argument('--n', nargs='+', type=int, default=[240, 2000], help='training images per probe')
+    ap.add_argument('--n-test', type=int, default=500, help='test images')
+    ap.add_argument('--json', default=None, help='also write the table here')
+    a = ap.parse_args(argv)
+    from transformers import Blip2VisionModel
+    from blip2_lora.models import load_model, load_processor
+    from blip2_lora.pretrain import new_shape_rows, linear_probe
+    t0 = time.time()
+    base, proc = load_model(a.model), load_processor(a.model)
+    tr, te = new_shape_rows(5_000, max(a.n)), new_shape_rows(7_000, a.n_test)
+    px = lambda rs: torch.cat([proc.image_processor([r[0] for r in rs[i:i + 250]], return_tensors='pt').pixel_values
+                               for i in range(0, len(rs), 250)])
+    (ptr, pte), ytr, yte = (px(tr), px(te)), torch.tensor([r[1] for r in tr]), torch.tensor([r[1] for r in te])
+    torch.manual_seed(0); rnd = Blip2VisionModel(base.config.vision_config).eval()
+    rows = {'pixels': (ptr.flatten(1), pte.flatten(1))}
+    ftr, fte = features(base.vision_model, ptr), features(base.vision_model, pte)
+    rows.update({f'ViT layer {k}': (ftr[k], fte[k]) for k in ftr})
+    rows['random ViT, out'] = (features(rnd, ptr)['out'], features(rnd, pte)['out'])
+    res = {name: {n: linear_probe(x[:n], ytr[:n], y, yte) for n in a.n} for name, (x, y) in rows.items()}
+    print(f'linear probe on the 5 new shapes (chance 0.2), base {a.model}, {a.n_test} test images')
+    print(f"{'features':20}" + ''.join(f'{f"{n} images":>14}' for n in a.n))
+    for name, r in res.items(): print(f'{name:20}' + ''.join(f'{r[n]:>14.3f}' for n in a.n))
+    print(f'{time.time() - t0:.0f} s, {torch.get_num_threads()} torch thread(s)')
+    if a.json: Path(a.json).write_text(json.dumps(dict(model=a.model, n_test=a.n_test, accuracy=res), indent=1))
+    return res
+
+
+if __name__ == '__main__': main()
