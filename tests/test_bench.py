@@ -84,6 +84,15 @@ def test_probe_bench_reads_the_learn_task_images(capsys):
     from blip2_lora.pretrain import new_shape_rows, NEW_SHAPES
     a, b = learn.novel_rows(5_000, 3), new_shape_rows(5_000, 3)
     assert all(np.asarray(x).tobytes() == np.asarray(y).tobytes() and c.split()[2] == NEW_SHAPES[k] for (x, c), (y, k) in zip(a, b))
-    r = probe.main(['--n', '240', '--n-test', '150'])
-    assert 'ViT layer out' in capsys.readouterr().out and set(r) >= {'pixels', 'ViT layer 0', 'ViT layer out', 'random ViT, out'}
+    r = probe.main(['--n', '240', '--n-test', '150', '--cnn', '--cnn-steps', '3'])
+    assert 'ViT layer out' in capsys.readouterr().out and set(r) >= {'pixels', 'ViT layer 0', 'ViT layer out', 'random ViT, out', 'small CNN, trained'}
     assert r['ViT layer out'][240] > r['random ViT, out'][240] + 0.1   # measured 0.55 vs 0.34 on 500 test images
+
+def test_encoder_bench_tiny(tmp_path, capsys):
+    "bench/encoder.py: a CLIP-only build with recipe overrides, scored by the new-shape probe; a bad key is one line."
+    import encoder, json
+    small = ['n_train=300', 'n_val=40', 'vocab_size=600']
+    r = encoder.main(['--steps', '3', '--pool', 'patches', '--set', *small, '--json', str(tmp_path/'r.jsonl')])
+    assert set(r['probe']) == {240, 2000} and all(0 <= v <= 1 for v in r['probe'].values()) and r['pool'] == 'patches'
+    assert json.loads((tmp_path/'r.jsonl').read_text())['set'] == small and 'i2t@1' in r['clip_recall']
+    with pytest.raises(SystemExit, match="unknown recipe key 'widht'"): encoder.main(['--set', 'widht=3'])

@@ -1,0 +1,72 @@
+"""Candidate image encoders for the base, cheaply: a CLIP-only build (world, tokenizer, TinyClip) scored by the probe.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/encoder.py --steps 2000                      # the shipped recipe, cut to 2,000 steps
+    OMP_NUM_THREADS=1 .venv/bin/python bench/encoder.py --steps 2000 --pool patches       # CLIP on the mean patch token
+
+A full base (`scripts/pretrain_base.py`) takes ~45 minutes; the encoder is what limits `bench/learn.py`'s held-out
+task, and this script trains only it: `RECIPE`'s world, tokenizer and CLIP stage (with `--set key=value` overrides),
+then the same linear probe as `bench/probe.py` on the 5 new shapes from the ViT's output (what the Q-Former reads),
+from 240 and 2,000 images. Compare variants at the same --steps; the shipped recipe at 8,000 steps gives 0.55 / 0.77.
+
+--pool chooses what the contrastive loss sees of the ViT: 'cls' (the shipped TinyClip: the pooled [CLS] output; the
+last block's outputs at the patch tokens never reach the loss) or 'patches' (the mean of the output patch tokens, the features
+the Q-Former cross-attends to).
+"""
+from __future__ import annotations
+import argparse, ast, json, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+import common  # noqa: F401  (threads, quiet warnings)
+import torch
+import torch.nn.functional as F
+
+
+def probe_vit(vit, proc, ns=(240, 2000), n_test:int=500)->dict:
+    "The probe of `bench/probe.py` on the ViT's output: new-shape accuracy per training-set size."
+    from blip2_lora.pretrain import new_shape_rows, linear_probe
+    tr, te = new_shape_rows(5_000, max(ns)), new_shape_rows(7_000, n_test)
+    px = lambda rs: torch.cat([proc.image_processor([r[0] for r in rs[i:i + 250]], return_tensors='pt').pixel_values
+                               for i in range(0, len(rs), 250)])
+    was = vit.training; vit.eval()
+    with torch.no_grad(): a, b = (vit(pixel_values=px(rs)).last_hidden_state.flatten(1) for rs in (tr, te))
+    vit.train(was)
+    ytr, yte = torch.tensor([r[1] for r in tr]), torch.tensor([r[1] for r in te])
+    return {n: linear_probe(a[:n], ytr[:n], b, yte) for n in ns}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--steps', type=int, default=2000, help='CLIP steps (the recipe has 8,000)')
+    ap.add_argument('--pool', choices=['cls', 'patches'], default='cls', help='what the contrastive loss sees of the ViT')
+    ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='RECIPE overrides (n_train=40000, vision=(96,4), ...)')
+    ap.add_argument('--json', default=None, help='append the result as one JSON line to this file')
+    a = ap.parse_args(argv)
+    from blip2_lora import pretrain as P
+    r = {**P.RECIPE, 'clip_steps': a.steps}
+    for kv in a.set:
+        k, v = kv.split('=', 1)
+        if k not in P.RECIPE: sys.exit(f'unknown recipe key {k!r}: use one of {", ".join(P.RECIPE)}')
+        r[k] = ast.literal_eval(v)
+    t0 = time.time()
+    pool, val = P.WorldPool(r['n_train'], r['seed'], r['image_size']), P.WorldPool(r['n_val'], r['seed'] + 10_000, r['image_size'])
+    tok = P.bpe_tokenizer(P.english_corpus(pool.captions[:20_000]), r['vocab_size'])
+    proc = P.base_processor(tok, r['image_size'], r['num_query_tokens'])
+    cfg = P.base_config(proc, image_size=r['image_size'], patch_size=r['patch_size'], vision=r['vision'], qformer=r['qformer'],
+                        lm=r['lm'], num_query_tokens=r['num_query_tokens'])
+    torch.manual_seed(r['seed']); clip = P.TinyClip(cfg.vision_config, len(proc.tokenizer))
+    if a.pool == 'patches':   # the contrastive embedding from the output patch tokens instead of [CLS]
+        clip.embed_images = lambda pv: F.normalize(clip.vproj(clip.vision(pixel_values=pv).last_hidden_state[:, 1:].mean(1)), dim=-1)
+    t1 = time.time()
+    log = P.pretrain_clip(clip, pool, tok, r['clip_steps'], r['clip_batch'], r['clip_lr'], r['seed'], 0, r.get('clip_shape_negatives', 0.0))
+    secs = time.time() - t1
+    res = dict(steps=a.steps, pool=a.pool, set=a.set, clip_recall=P.clip_recall(clip, val, tok),
+               final_loss=round(sum(l['loss'] for l in log[-100:]) / min(100, len(log)), 3),
+               probe=probe_vit(clip.vision, proc), clip_seconds=round(secs), s_per_step=round(secs / a.steps, 3),
+               threads=torch.get_num_threads(), total_seconds=round(time.time() - t0))
+    print(json.dumps(res), flush=True)
+    if a.json:
+        with open(a.json, 'a') as f: f.write(json.dumps(res) + '\n')
+    return res
+
+
+if __name__ == '__main__': main()
