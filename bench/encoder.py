@@ -23,14 +23,12 @@ import torch.nn.functional as F
 
 def probe_vit(vit, proc, ns=(240, 2000), n_test:int=500)->dict:
     "The probe of `bench/probe.py` on the ViT's output: new-shape accuracy per training-set size."
-    from blip2_lora.pretrain import new_shape_rows, linear_probe
-    tr, te = new_shape_rows(5_000, max(ns)), new_shape_rows(7_000, n_test)
-    px = lambda rs: torch.cat([proc.image_processor([r[0] for r in rs[i:i + 250]], return_tensors='pt').pixel_values
-                               for i in range(0, len(rs), 250)])
+    from blip2_lora.pretrain import linear_probe
+    from probe import task_pixels, features
+    ptr, pte, ytr, yte = task_pixels(proc, max(ns), n_test)
     was = vit.training; vit.eval()
-    with torch.no_grad(): a, b = (vit(pixel_values=px(rs)).last_hidden_state.flatten(1) for rs in (tr, te))
+    a, b = features(vit, ptr)['out'], features(vit, pte)['out']
     vit.train(was)
-    ytr, yte = torch.tensor([r[1] for r in tr]), torch.tensor([r[1] for r in te])
     return {n: linear_probe(a[:n], ytr[:n], b, yte) for n in ns}
 
 

@@ -21,6 +21,15 @@ import common  # noqa: F401  (threads, quiet warnings)
 import torch
 
 
+def task_pixels(proc, n_train:int, n_test:int=500)->tuple:
+    "Model-size pixels and shape indices of the held-out task's images: (train pixels, test pixels, train labels, test labels)."
+    from blip2_lora.pretrain import new_shape_rows
+    tr, te = new_shape_rows(5_000, n_train), new_shape_rows(7_000, n_test)
+    px = lambda rs: torch.cat([proc.image_processor([r[0] for r in rs[i:i + 250]], return_tensors='pt').pixel_values
+                               for i in range(0, len(rs), 250)])
+    return px(tr), px(te), torch.tensor([r[1] for r in tr]), torch.tensor([r[1] for r in te])
+
+
 def features(vit, pixel_values:torch.Tensor)->dict:
     "Flattened patch features of every hidden state (embeddings first) and of the final output."
     with torch.no_grad(): o = vit(pixel_values=pixel_values, output_hidden_states=True)
@@ -58,13 +67,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from transformers import Blip2VisionModel
     from blip2_lora.models import load_model, load_processor
-    from blip2_lora.pretrain import new_shape_rows, linear_probe
+    from blip2_lora.pretrain import linear_probe
     t0 = time.time()
     base, proc = load_model(a.model), load_processor(a.model)
-    tr, te = new_shape_rows(5_000, max(a.n)), new_shape_rows(7_000, a.n_test)
-    px = lambda rs: torch.cat([proc.image_processor([r[0] for r in rs[i:i + 250]], return_tensors='pt').pixel_values
-                               for i in range(0, len(rs), 250)])
-    (ptr, pte), ytr, yte = (px(tr), px(te)), torch.tensor([r[1] for r in tr]), torch.tensor([r[1] for r in te])
+    ptr, pte, ytr, yte = task_pixels(proc, max(a.n), a.n_test)
     torch.manual_seed(0); rnd = Blip2VisionModel(base.config.vision_config).eval()
     rows = {'pixels': (ptr.flatten(1), pte.flatten(1))}
     ftr, fte = features(base.vision_model, ptr), features(base.vision_model, pte)
