@@ -54,12 +54,12 @@ def main(argv=None):
     torch.manual_seed(r['seed']); clip = P.TinyClip(cfg.vision_config, len(proc.tokenizer))
     if a.pool == 'patches':   # the contrastive embedding from the output patch tokens instead of [CLS]
         clip.embed_images = lambda pv: F.normalize(clip.vproj(clip.vision(pixel_values=pv).last_hidden_state[:, 1:].mean(1)), dim=-1)
-    t1 = time.time()
-    log = P.pretrain_clip(clip, pool, tok, r['clip_steps'], r['clip_batch'], r['clip_lr'], r['seed'], 0, r.get('clip_shape_negatives', 0.0))
+    t1, steps = time.time(), r['clip_steps']   # --steps, unless --set clip_steps=N overrode it
+    log = P.pretrain_clip(clip, pool, tok, steps, r['clip_batch'], r['clip_lr'], r['seed'], 0, r.get('clip_shape_negatives', 0.0))
     secs = time.time() - t1
-    res = dict(steps=a.steps, pool=a.pool, set=a.set, clip_recall=P.clip_recall(clip, val, tok),
+    res = dict(steps=steps, pool=a.pool, set=a.set, clip_recall=P.clip_recall(clip, val, tok),
                final_loss=round(sum(l['loss'] for l in log[-100:]) / min(100, len(log)), 3),
-               probe=probe_vit(clip.vision, proc), clip_seconds=round(secs), s_per_step=round(secs / a.steps, 3),
+               probe=probe_vit(clip.vision, proc), clip_seconds=round(secs), s_per_step=round(secs / steps, 3),
                threads=torch.get_num_threads(), total_seconds=round(time.time() - t0))
     print(json.dumps(res), flush=True)
     if a.json:

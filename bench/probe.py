@@ -1,11 +1,11 @@
 """What a base's frozen ViT separates: a linear probe on the 5 shapes no base saw, layer by layer (issue 14's encoder check).
 
-    .venv/bin/python bench/probe.py                                   # the shipped blip2-lora/tiny-opt, ~2 min
+    .venv/bin/python bench/probe.py                                   # the shipped blip2-lora/tiny-opt, ~30 s
     .venv/bin/python bench/probe.py --model pretrain_out/tiny-opt     # a candidate base from scripts/pretrain_base.py
 
 `bench/learn.py`'s held-out task (a new colour x a new shape, 240 training images) is limited by the encoder, not by
 LoRA (01b_pretrain, *What the shipped base still does poorly*). Building and scoring a whole base takes most of an
-hour; this check takes a minute: logistic regression (`blip2_lora.pretrain.linear_probe`) from the frozen ViT's patch
+hour; this check takes half a minute: logistic regression (`blip2_lora.pretrain.linear_probe`) from the frozen ViT's patch
 features to the 5 `NEW_SHAPES`, trained on images drawn as that task draws them (its development seeds,
 `new_shape_rows(5_000, n)`), scored on 500 others (`new_shape_rows(7_000, 500)`), from each layer's output (0 = patch
 embeddings; 'out' = after the final LayerNorm, what the Q-Former reads), next to the raw pixels and a ViT of the same
@@ -14,7 +14,7 @@ shape with random weights. Chance is 0.2. A base worth building scores clearly a
 same images, i.e. what the training images alone teach a model built for shapes (~2 min more).
 """
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import common  # noqa: F401  (threads, quiet warnings)
