@@ -44,10 +44,21 @@ def small_cnn(n_classes:int=5)->torch.nn.Module:
                          nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(128, n_classes))
 
 
-def cnn_accuracy(xtr, ytr, xte, yte, steps:int=1500, seed:int=0)->float:
-    "Test accuracy of `small_cnn` trained from scratch (AdamW 2e-3, batches of 64, random horizontal flips)."
+class ScratchViT(torch.nn.Module):
+    "The base's ViT architecture (`Blip2VisionModel`, fresh weights as `TinyClip` starts them) with a linear head on [CLS]."
+    def __init__(self, vision_config, n_classes:int=5):
+        super().__init__()
+        from transformers import Blip2VisionModel
+        self.vit, self.head = Blip2VisionModel(vision_config), torch.nn.Linear(vision_config.hidden_size, n_classes)
+        with torch.no_grad(): self.vit.embeddings.position_embedding.normal_(0, .2)
+    def forward(self, x): return self.head(self.vit(pixel_values=x).pooler_output)
+
+
+def cnn_accuracy(xtr, ytr, xte, yte, steps:int=1500, seed:int=0, make=None, lr:float=2e-3)->float:
+    "Test accuracy of `small_cnn` (or `make()`) trained from scratch (AdamW, batches of 64, random horizontal flips)."
     import torch.nn.functional as F
-    torch.manual_seed(seed); m = small_cnn(int(ytr.max()) + 1); opt = torch.optim.AdamW(m.parameters(), 2e-3, weight_decay=1e-2)
+    torch.manual_seed(seed); m = (make or (lambda: small_cnn(int(ytr.max()) + 1)))()
+    opt = torch.optim.AdamW(m.parameters(), lr, weight_decay=1e-2)
     for _ in range(steps):
         idx = torch.randint(len(xtr), (64,)); x = xtr[idx]
         x = torch.where(torch.rand(len(x), 1, 1, 1) < .5, x.flip(3), x)
@@ -62,7 +73,8 @@ def main(argv=None):
     ap.add_argument('--n', nargs='+', type=int, default=[240, 2000], help='training images per probe')
     ap.add_argument('--n-test', type=int, default=500, help='test images')
     ap.add_argument('--cnn', action='store_true', help='add a small CNN trained from scratch on the same images (a yardstick)')
-    ap.add_argument('--cnn-steps', type=int, default=1500, help='its training steps')
+    ap.add_argument('--cnn-steps', type=int, default=1500, help='its training steps (also --vit\'s)')
+    ap.add_argument('--vit', action='store_true', help="add the base's ViT architecture trained from scratch the same way (lr 1e-3)")
     ap.add_argument('--json', default=None, help='also write the table here')
     a = ap.parse_args(argv)
     from transformers import Blip2VisionModel
@@ -78,6 +90,9 @@ def main(argv=None):
     rows['random ViT, out'] = (features(rnd, ptr)['out'], features(rnd, pte)['out'])
     res = {name: {n: linear_probe(x[:n], ytr[:n], y, yte) for n in a.n} for name, (x, y) in rows.items()}
     if a.cnn: res['small CNN, trained'] = {n: cnn_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps) for n in a.n}
+    if a.vit:
+        make = lambda: ScratchViT(base.config.vision_config, int(ytr.max()) + 1)
+        res['ViT, trained'] = {n: cnn_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps, make=make, lr=1e-3) for n in a.n}
     print(f'linear probe on the 5 new shapes (chance 0.2), base {a.model}, {a.n_test} test images')
     print(f"{'features':20}" + ''.join(f'{f"{n} images":>14}' for n in a.n))
     for name, r in res.items(): print(f'{name:20}' + ''.join(f'{r[n]:>14.3f}' for n in a.n))

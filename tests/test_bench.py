@@ -84,8 +84,8 @@ def test_probe_bench_reads_the_learn_task_images(capsys):
     from blip2_lora.pretrain import new_shape_rows, NEW_SHAPES
     a, b = learn.novel_rows(5_000, 3), new_shape_rows(5_000, 3)
     assert all(np.asarray(x).tobytes() == np.asarray(y).tobytes() and c.split()[2] == NEW_SHAPES[k] for (x, c), (y, k) in zip(a, b))
-    r = probe.main(['--n', '240', '--n-test', '150', '--cnn', '--cnn-steps', '3'])
-    assert 'ViT layer out' in capsys.readouterr().out and set(r) >= {'pixels', 'ViT layer 0', 'ViT layer out', 'random ViT, out', 'small CNN, trained'}
+    r = probe.main(['--n', '240', '--n-test', '150', '--cnn', '--vit', '--cnn-steps', '3'])
+    assert 'ViT layer out' in capsys.readouterr().out and set(r) >= {'pixels', 'ViT layer 0', 'ViT layer out', 'random ViT, out', 'small CNN, trained', 'ViT, trained'}
     assert r['ViT layer out'][240] > r['random ViT, out'][240] + 0.1   # measured 0.55 vs 0.34 on 500 test images
 
 def test_encoder_bench_tiny(tmp_path, capsys):
