@@ -54,7 +54,7 @@ class ScratchViT(torch.nn.Module):
     def forward(self, x): return self.head(self.vit(pixel_values=x).pooler_output)
 
 
-def cnn_accuracy(xtr, ytr, xte, yte, steps:int=1500, seed:int=0, make=None, lr:float=2e-3)->float:
+def scratch_accuracy(xtr, ytr, xte, yte, steps:int=1500, seed:int=0, make=None, lr:float=2e-3)->float:
     "Test accuracy of `small_cnn` (or `make()`) trained from scratch (AdamW, batches of 64, random horizontal flips)."
     import torch.nn.functional as F
     torch.manual_seed(seed); m = (make or (lambda: small_cnn(int(ytr.max()) + 1)))()
@@ -89,10 +89,10 @@ def main(argv=None):
     rows.update({f'ViT layer {k}': (ftr[k], fte[k]) for k in ftr})
     rows['random ViT, out'] = (features(rnd, ptr)['out'], features(rnd, pte)['out'])
     res = {name: {n: linear_probe(x[:n], ytr[:n], y, yte) for n in a.n} for name, (x, y) in rows.items()}
-    if a.cnn: res['small CNN, trained'] = {n: cnn_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps) for n in a.n}
+    if a.cnn: res['small CNN, trained'] = {n: scratch_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps) for n in a.n}
     if a.vit:
         make = lambda: ScratchViT(base.config.vision_config, int(ytr.max()) + 1)
-        res['ViT, trained'] = {n: cnn_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps, make=make, lr=1e-3) for n in a.n}
+        res['ViT, trained'] = {n: scratch_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps, make=make, lr=1e-3) for n in a.n}
     print(f'linear probe on the 5 new shapes (chance 0.2), base {a.model}, {a.n_test} test images')
     print(f"{'features':20}" + ''.join(f'{f"{n} images":>14}' for n in a.n))
     for name, r in res.items(): print(f'{name:20}' + ''.join(f'{r[n]:>14.3f}' for n in a.n))
