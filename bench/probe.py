@@ -8,7 +8,7 @@ LoRA (01b_pretrain, *What the shipped base still does poorly*). Building and sco
 hour; this check takes half a minute: logistic regression (`blip2_lora.pretrain.linear_probe`) from the frozen ViT's patch
 features to the 5 `NEW_SHAPES`, trained on images drawn as that task draws them (its development seeds,
 `new_shape_rows(5_000, n)`), scored on 500 others (`new_shape_rows(7_000, 500)`), from each layer's output (0 = patch
-embeddings; 'out' = after the final LayerNorm, what the Q-Former reads), next to the raw pixels and a ViT of the same
+embeddings; 'out' = after the final LayerNorm, what the Q-Former reads; and the [CLS] token of 'out' alone), next to the raw pixels and a ViT of the same
 shape with random weights. Chance is 0.2. A base worth building scores clearly above the shipped one's 'out' row.
 `--cnn` adds a yardstick that is not a probe: a small CNN (3 conv layers, random flips) trained from scratch on the
 same images, i.e. what the training images alone teach a model built for shapes (~2 min more).
@@ -33,7 +33,8 @@ def task_pixels(proc, n_train:int, n_test:int=500)->tuple:
 def features(vit, pixel_values:torch.Tensor)->dict:
     "Flattened patch features of every hidden state (embeddings first) and of the final output."
     with torch.no_grad(): o = vit(pixel_values=pixel_values, output_hidden_states=True)
-    return {**{str(i): h.flatten(1) for i, h in enumerate(o.hidden_states)}, 'out': o.last_hidden_state.flatten(1)}
+    return {**{str(i): h.flatten(1) for i, h in enumerate(o.hidden_states)}, 'out': o.last_hidden_state.flatten(1),
+            'cls': o.last_hidden_state[:, 0]}
 
 
 def small_cnn(n_classes:int=5)->torch.nn.Module:
@@ -86,7 +87,8 @@ def main(argv=None):
     torch.manual_seed(0); rnd = Blip2VisionModel(base.config.vision_config).eval()
     rows = {'pixels': (ptr.flatten(1), pte.flatten(1))}
     ftr, fte = features(base.vision_model, ptr), features(base.vision_model, pte)
-    rows.update({f'ViT layer {k}': (ftr[k], fte[k]) for k in ftr})
+    rows.update({f'ViT layer {k}': (ftr[k], fte[k]) for k in ftr if k != 'cls'})
+    rows['ViT out, [CLS] only'] = (ftr['cls'], fte['cls'])
     rows['random ViT, out'] = (features(rnd, ptr)['out'], features(rnd, pte)['out'])
     res = {name: {n: linear_probe(x[:n], ytr[:n], y, yte) for n in a.n} for name, (x, y) in rows.items()}
     if a.cnn: res['small CNN, trained'] = {n: scratch_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps) for n in a.n}
@@ -94,8 +96,8 @@ def main(argv=None):
         make = lambda: ScratchViT(base.config.vision_config, int(ytr.max()) + 1)
         res['ViT, trained'] = {n: scratch_accuracy(ptr[:n], ytr[:n], pte, yte, a.cnn_steps, make=make, lr=1e-3) for n in a.n}
     print(f'linear probe on the 5 new shapes (chance 0.2), base {a.model}, {a.n_test} test images')
-    print(f"{'features':20}" + ''.join(f'{f"{n} images":>14}' for n in a.n))
-    for name, r in res.items(): print(f'{name:20}' + ''.join(f'{r[n]:>14.3f}' for n in a.n))
+    print(f"{'features':22}" + ''.join(f'{f"{n} images":>14}' for n in a.n))
+    for name, r in res.items(): print(f'{name:22}' + ''.join(f'{r[n]:>14.3f}' for n in a.n))
     print(f'{time.time() - t0:.0f} s, {torch.get_num_threads()} torch thread(s)')
     if a.json: Path(a.json).write_text(json.dumps(dict(model=a.model, n_test=a.n_test, accuracy=res), indent=1))
     return res

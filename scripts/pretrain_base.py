@@ -6,7 +6,8 @@ One command, deterministic (same seed, torch version and thread count -> same we
     .venv/bin/python scripts/pretrain_base.py --out /tmp/tiny-opt     # 45 min on 2 shared cores, 13.7 MB
 
 Steps (`blip2_lora.pretrain.build_base` with `RECIPE`): a procedural image world -> a byte-level BPE tokenizer and a
-tiny OPT pretrained on the Python docs + the world's captions -> a CLIP-style ViT (with shape-swapped hard negatives) -> stage 1 (Q-Former with ITC, ITM,
+tiny OPT pretrained on the Python docs + the world's captions -> a small convnet trained CLIP-style (with shape-swapped hard
+negatives) -> the ViT trained to reproduce its features (distillation) -> stage 1 (Q-Former with ITC, ITM,
 ITG on the frozen ViT) -> stage 2 (Q-Former + projection under the frozen LM's loss). Writes a Hugging Face BLIP-2
 folder (model.safetensors, processor, generation config), the stage-1 `Blip2ForImageTextRetrieval` in `stage1/`, and
 `pretrain.json` (recipe, seconds per step, held-out numbers). The demo's caption template ("a red circle on the
