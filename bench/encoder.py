@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 
 
-def probe_vit(vit, proc, ns=(240, 2000), n_test:int=500)->dict:
-    "The probe of `bench/probe.py` on the ViT's output: new-shape accuracy per training-set size."
+def probe_vit(vit, proc, ns=(240, 2000), n_test:int=500, key:str='out')->dict:
+    "The probe of `bench/probe.py` on the ViT's output (key 'out': flattened; 'cls': the [CLS] token): new-shape accuracy per training-set size."
     from blip2_lora.pretrain import linear_probe
     from probe import task_pixels, features
     ptr, pte, ytr, yte = task_pixels(proc, max(ns), n_test)
     was = vit.training; vit.eval()
-    a, b = features(vit, ptr)['out'], features(vit, pte)['out']
+    a, b = features(vit, ptr)[key], features(vit, pte)[key]
     vit.train(was)
     return {n: linear_probe(a[:n], ytr[:n], b, yte) for n in ns}
 
@@ -63,7 +63,7 @@ def distilled(a, r, pool, val, tok, proc, cfg, t0)->dict:
     log = P.distill_vit(vit, teacher.vision, pool, r['distill_steps'], r['distill_batch'], r['distill_lr'], r['seed'])
     t3 = time.time()
     return report(dict(steps=r['clip_steps'], distill_steps=r['distill_steps'], set=a.set, clip_recall=P.clip_recall(teacher, val, tok),
-                       teacher_probe=probe_teacher(teacher.vision, proc), probe=probe_vit(vit, proc),
+                       teacher_probe=probe_teacher(teacher.vision, proc), probe=probe_vit(vit, proc), cls_probe=probe_vit(vit, proc, key='cls'),
                        distill_loss={k: round(sum(l[k] for l in log[-100:]) / min(100, len(log)), 3) for k in log[-1]},
                        clip_seconds=round(t2 - t1), distill_seconds=round(t3 - t2), threads=torch.get_num_threads(),
                        total_seconds=round(time.time() - t0)), a.json)

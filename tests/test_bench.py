@@ -97,4 +97,4 @@ def test_encoder_bench_tiny(tmp_path, capsys):
     assert json.loads((tmp_path/'r.jsonl').read_text())['set'] == small and 'i2t@1' in r['clip_recall']
     with pytest.raises(SystemExit, match="unknown recipe key 'widht'"): encoder.main(['--set', 'widht=3'])
     d = encoder.main(['--distill', '--steps', '3', '--set', *small, 'distill_steps=3'])     # the recipe's teacher -> ViT
-    assert set(d['probe']) == set(d['teacher_probe']) == {240, 2000} and set(d['distill_loss']) == {'dense', 'cls'}
+    assert set(d['probe']) == set(d['teacher_probe']) == set(d['cls_probe']) == {240, 2000} and set(d['distill_loss']) == {'dense', 'cls'}
