@@ -470,6 +470,7 @@ class ConvTower(nn.Module):
         b = lambda i, o: [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
         w1, w2, w3 = widths
         self.net = nn.Sequential(*b(3, w1), nn.MaxPool2d(2), *b(w1, w2), nn.MaxPool2d(2), *b(w2, w3), *b(w3, w3))
+        self.channels = w3                                                  # of the map, what a student's heads map to
     def forward(self,
                 pv:Tensor, # (B, 3, S, S) pixels
                )->Tensor:
@@ -541,7 +542,7 @@ def distill_vit(vit, # the student `Blip2VisionModel` (trained in place)
                )->list[dict]:
     "Train the ViT to reproduce the teacher's features (DeiT's convnet teacher, EVA's feature regression)."
     teacher.eval().requires_grad_(False); vit.train()
-    torch.manual_seed(seed); heads = DistillHeads(vit.config.hidden_size, teacher.net[-2].num_features)
+    torch.manual_seed(seed); heads = DistillHeads(vit.config.hidden_size, teacher.channels)
     g = torch.Generator().manual_seed(seed)
     loss = lambda s: distill_losses(vit, heads, teacher, pool.pixels[torch.randint(len(pool), (batch_size,), generator=g)])
     return fit(list(vit.parameters()) + list(heads.parameters()), loss, steps, lr, every=every)
