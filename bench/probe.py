@@ -8,8 +8,8 @@ LoRA (01b_pretrain, *What the shipped base still does poorly*). Building and sco
 hour; this check takes half a minute: logistic regression (`blip2_lora.pretrain.linear_probe`) from the frozen ViT's patch
 features to the 5 `NEW_SHAPES`, trained on images drawn as that task draws them (its development seeds,
 `new_shape_rows(5_000, n)`), scored on 500 others (`new_shape_rows(7_000, 500)`), from each layer's output (0 = patch
-embeddings; 'out' = after the final LayerNorm, what the Q-Former reads; and the [CLS] token of 'out' alone), next to the raw pixels and a ViT of the same
-shape with random weights. Chance is 0.2. A base worth building scores clearly above the shipped one's 'out' row.
+embeddings; 'out' = after the final LayerNorm, what the Q-Former reads; and the [CLS] token of 'out' alone), next to
+the raw pixels and a ViT of the same shape with random weights. Chance is 0.2. A base worth building scores clearly above the shipped one's 'out' row.
 `--cnn` adds a yardstick that is not a probe: a small CNN (3 conv layers, random flips) trained from scratch on the
 same images, i.e. what the training images alone teach a model built for shapes (~2 min more).
 """
