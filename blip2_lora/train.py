@@ -14,7 +14,7 @@ from .errors import positive_int, positive_float
 from .config import TrainConfig, check_config, _check_config, RECIPES, recipe_for, QUANTS, QUANT_CHOICES, TINY_NAMES
 from .models import (Blip2LoraError, DEFAULT_MODEL, TINY_MODELS, load_model, load_processor, base_blip2,
                                model_device, amp_mode, pick_device, pick_dtype, stop_token_id)
-from .cache import TOWERS, trainable_tower_params, frozen_towers, image_features, build_feature_cache, Indexed, Batcher, without_images
+from .cache import TOWERS, trainable_tower_params, frozen_towers, image_features, build_feature_cache, build_pixel_cache, Indexed, Batcher, without_images
 from .runs import (COMPLETE, RUN_FILE, OUR_FILES, OUR_DIRS, TEMPORARIES, RESUME_MAY_CHANGE, last_checkpoint, drop_torn,
                              versions, check_output, clear_output, prepare_output, start_run, publish_run, write_json,
                              no_hub_lookup_noise, plot_losses)
@@ -105,10 +105,15 @@ def train(model:nn.Module, # a peft-wrapped BLIP-2 (e.g. from `blip2_lora.lora.a
     if config.cache:
         cache = dict(train=build_feature_cache(model, train_data, collate, config.batch_size))
         if eval_data is not None: cache['eval'] = build_feature_cache(model, eval_data, collate, config.batch_size)
-    keep = without_images if cache is not None else (lambda d: d)
+    pixels = None                                         # no feature cache: each image decoded and resized once, if they fit
+    if cache is None and hasattr(collate, 'pixels') and hasattr(collate, 'text'):
+        pixels = dict(train=build_pixel_cache(train_data, collate))
+        if eval_data is not None: pixels['eval'] = build_pixel_cache(eval_data, collate)
+        if any(v is None for v in pixels.values()): pixels = None
+    keep = without_images if cache is not None or pixels is not None else (lambda d: d)
     trainer = Blip2Trainer(model=model, args=args, train_dataset=Indexed(keep(train_data), 'train'),
                            eval_dataset=None if eval_data is None else Indexed(keep(eval_data), 'eval'),
-                           data_collator=Batcher(collate, cache), callbacks=callbacks, run_dir=out, processor=processor,
+                           data_collator=Batcher(collate, cache, pixels), callbacks=callbacks, run_dir=out, processor=processor,
                            task=config.task, max_new_tokens=config.max_new_tokens, eval_examples=eval_data)
     trainer.show_progress(config.progress)                # a bar on a terminal, plain lines in logs, or nothing
     if config.report_to == 'tensorboard': trainer.add_callback(tensorboard_callback(out/'tb'))
