@@ -20,7 +20,10 @@ __all__ = ['COLOURS', 'SHAPES', 'POSITIONS', 'DEFAULT_COLOURS', 'DEFAULT_SHAPES'
 
 # %% ../nbs/04_data.ipynb #aee4699e
 COLOURS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 70, 220), 'yellow': (230, 200, 30),
-           'purple': (140, 50, 170), 'orange': (240, 130, 20), 'black': (25, 25, 25), 'cyan': (30, 200, 210)}
+           'purple': (140, 50, 170), 'orange': (240, 130, 20), 'black': (25, 25, 25), 'cyan': (30, 200, 210),
+           # never drawn in the shipped base's pretraining (`blip2_lora.pretrain.NEW_COLOURS`, same values): the demo's
+           'teal': (0, 128, 128), 'lime': (150, 230, 40), 'navy': (20, 25, 100), 'maroon': (110, 10, 40),
+           'gold': (200, 160, 40), 'magenta': (230, 30, 200)}
 SHAPES = ('circle', 'square', 'triangle', 'diamond', 'cross')
 POSITIONS = {'left': ((.25, .33), (.35, .65)), 'right': ((.67, .75), (.35, .65)), # (x range, y range) of the centre
              'top': ((.35, .65), (.25, .33)), 'bottom': ((.35, .65), (.67, .75))}

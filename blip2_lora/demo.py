@@ -17,22 +17,24 @@ from .infer import caption
 from .metrics import caption_metrics
 
 # %% auto #0
-__all__ = ['demo_data', 'shuffle_captions', 'lora_run', 'exact_match', 'caption_grid', 'one_per_caption', 'metrics_table',
-           'run_demo']
+__all__ = ['DEMO_COLOURS', 'demo_data', 'shuffle_captions', 'lora_run', 'exact_match', 'caption_grid', 'one_per_caption',
+           'metrics_table', 'run_demo']
 
 # %% ../nbs/09_demo.ipynb #73f9912f
+DEMO_COLOURS = ('teal', 'lime', 'navy', 'magenta') # the demo's colours: never drawn in the base's pretraining (`pretrain.NEW_COLOURS`)
+
 def demo_data(n_train:int=240, # training rows (a multiple of the number of captions keeps them balanced)
               n_eval:int=240, # held-out rows, balanced
               seed:int=0, # training images
               eval_seed:int=1, # held-out images: another seed, so new images
               image_size:int=64, # drawn size (the processor resizes to the model's)
-              colours:list|None=None, # colour names (default: red, green, blue, yellow)
+              colours:list|None=None, # colour names (default: `DEMO_COLOURS`)
               shapes:list|None=None, # shape names (default: circle, square, triangle)
               positions:list|None=None, # position names (default: left, right): 4 x 3 x 2 = 24 captions
              ):
     "Training and held-out synthetic caption sets drawn with different seeds."
     if seed == eval_seed: raise Blip2LoraError(f'seed and eval_seed are both {seed}: held-out images must come from another seed')
-    g = dict(image_size=image_size, colours=colours, shapes=shapes, positions=positions)
+    g = dict(image_size=image_size, colours=DEMO_COLOURS if colours is None else colours, shapes=shapes, positions=positions)
     return synthetic(n_train, seed=seed, **g), synthetic(n_eval, seed=eval_seed, **g)
 
 # %% ../nbs/09_demo.ipynb #0a7f329f
@@ -131,7 +133,7 @@ def run_demo(output:str|Path='demo_out', # folder for grid.png, loss.png, metric
              alpha:float=16, # LoRA alpha
              seed:int=0, # training images, LoRA init, data order, caption shuffle
              eval_seed:int=1, # held-out images
-             colours:list|None=None, # colour names (see `blip2_lora.data.combos`)
+             colours:list|None=None, # colour names (default: `DEMO_COLOURS`; see `blip2_lora.data.combos`)
              shapes:list|None=None, # shape names
              positions:list|None=None, # position names
              control:bool=True, # also train on shuffled captions (the proof that the image is used)

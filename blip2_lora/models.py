@@ -133,7 +133,7 @@ def tiny_blip2(out_dir:str|Path, # folder to write (created; must be empty or ab
     return out
 
 # %% ../nbs/00_models.ipynb #c6c241e0
-TINY_VERSION = 5 # bump when the tiny builds change, so stale caches are rebuilt
+TINY_VERSION = 6 # bump when the tiny builds change, so stale caches are rebuilt
 TINY_MODELS = {'blip2-lora/tiny-opt': dict(lm='opt', shipped=True),  # pretrained, in blip2_lora/assets/tiny-opt
                'blip2-lora/tiny-t5': dict(lm='t5', shipped=False)}   # random, built into the cache on first use
 DEFAULT_MODEL = 'blip2-lora/tiny-opt'

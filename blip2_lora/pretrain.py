@@ -29,7 +29,8 @@ __all__ = ['WORLD_COLOURS', 'WORLD_SHAPES', 'NEW_COLOURS', 'NEW_SHAPES', 'SIZES'
 WORLD_COLOURS = {'red': (215, 35, 35), 'green': (40, 160, 60), 'blue': (40, 70, 215), 'yellow': (235, 205, 25),
                  'orange': (240, 125, 20), 'purple': (135, 50, 170), 'pink': (245, 130, 185), 'brown': (120, 75, 35),
                  'black': (20, 20, 20), 'white': (250, 250, 250), 'grey': (128, 128, 128), 'cyan': (30, 205, 215)}
-WORLD_SHAPES = ('circle', 'square', 'triangle', 'diamond', 'cross', 'star', 'ring', 'bar')
+WORLD_SHAPES = ('circle', 'square', 'triangle', 'diamond', 'cross', 'star', 'ring', 'bar',
+                'oval', 'octagon', 'trapezoid', 'semicircle', 'kite', 'parallelogram', 'chevron', 'drop')
 NEW_COLOURS = {'teal': (0, 128, 128), 'lime': (150, 230, 40), 'navy': (20, 25, 100), 'maroon': (110, 10, 40),
                'gold': (200, 160, 40), 'magenta': (230, 30, 200)}  # never drawn in pretraining: for held-out tasks
 NEW_SHAPES = ('heart', 'arrow', 'crescent', 'pentagon', 'hexagon')  # never drawn in pretraining either
@@ -52,6 +53,13 @@ def _outline(shape:str, cx:float, cy:float, r:float, angle:float)->list:
            'cross': [(math.hypot(x, y), math.degrees(math.atan2(y, x))) for x, y in
                      [(.35, -1), (.35, -.35), (1, -.35), (1, .35), (.35, .35), (.35, 1), (-.35, 1), (-.35, .35),
                       (-1, .35), (-1, -.35), (-.35, -.35), (-.35, -1)]],
+           'octagon': poly([1.1], 8, -90 + 22.5),
+           'trapezoid': [(math.hypot(x, y), math.degrees(math.atan2(y, x))) for x, y in [(-1.15, .65), (1.15, .65), (.5, -.65), (-.5, -.65)]],
+           'kite': [(math.hypot(x, y), math.degrees(math.atan2(y, x))) for x, y in [(0, -1.25), (.75, -.35), (0, 1.15), (-.75, -.35)]],
+           'parallelogram': [(math.hypot(x, y), math.degrees(math.atan2(y, x))) for x, y in
+                             [(-1.25, .55), (.55, .55), (1.25, -.55), (-.55, -.55)]],
+           'chevron': [(math.hypot(x, y), math.degrees(math.atan2(y, x))) for x, y in
+                       [(-1.1, -.2), (0, -1), (1.1, -.2), (1.1, .45), (0, -.3), (-1.1, .45)]],
            'bar': [(math.hypot(x, y), math.degrees(math.atan2(y, x))) for x, y in [(-1.2, -.4), (1.2, -.4), (1.2, .4), (-1.2, .4)]],
            'arrow': [(math.hypot(x, y), math.degrees(math.atan2(y, x))) for x, y in
                      [(-1, -.3), (.2, -.3), (.2, -.75), (1.1, 0), (.2, .75), (.2, .3), (-1, .3)]]}[shape]
@@ -64,6 +72,11 @@ def _mask(shape:str, cx:float, cy:float, r:float, angle:float, size:int)->Image.
     if shape == 'circle': d.ellipse(box(1.1), fill=255)
     elif shape == 'ring': d.ellipse(box(1.15), fill=255); d.ellipse(box(.6), fill=0)
     elif shape == 'crescent': d.ellipse(box(1.15), fill=255); d.ellipse(box(1.0, .55 * r, -.2 * r), fill=0)
+    elif shape == 'oval': d.ellipse([cx - 1.3 * r, cy - .7 * r, cx + 1.3 * r, cy + .7 * r], fill=255)
+    elif shape == 'semicircle': d.pieslice([cx - 1.25 * r, cy - .85 * r, cx + 1.25 * r, cy + 1.65 * r], 180, 360, fill=255)
+    elif shape == 'drop':
+        d.ellipse(box(.75, 0, .3 * r), fill=255)
+        d.polygon([(cx - .72 * r, cy + .1 * r), (cx + .72 * r, cy + .1 * r), (cx, cy - 1.25 * r)], fill=255)
     elif shape == 'heart':
         d.ellipse(box(.55, -.5 * r, -.35 * r), fill=255); d.ellipse(box(.55, .5 * r, -.35 * r), fill=255)
         d.polygon([(cx - 1.05 * r, cy - .2 * r), (cx + 1.05 * r, cy - .2 * r), (cx, cy + 1.1 * r)], fill=255)
@@ -430,7 +443,7 @@ def pretrain_clip(clip:TinyClip, # trained in place
         if not shape_negatives: return l
         keep = [j for j, c in enumerate(caps) if shape_swaps(c)]          # captions that name a shape
         nid, nm = tokenize_captions(tokenizer, [n for j in keep for n in shape_swaps(caps[j])])
-        tn = clip.embed_texts(nid, nm).view(len(keep), len(WORLD_SHAPES) - 1, -1)        # (K, 7, E) the twins
+        tn = clip.embed_texts(nid, nm).view(len(keep), len(WORLD_SHAPES) - 1, -1)        # (K, S-1, E) the twins
         logits = scale * torch.cat([(v[keep] * t[keep]).sum(1, keepdim=True), torch.einsum('ke,kse->ks', v[keep], tn)], 1)
         return l + shape_negatives * F.cross_entropy(logits, torch.zeros(len(keep), dtype=torch.long))  # the true caption is column 0
     return fit(list(clip.parameters()), loss, steps, lr, every=every)
@@ -770,7 +783,7 @@ def zero_shot_captions(model, # a `Blip2ForConditionalGeneration`
 # %% ../nbs/01b_pretrain.ipynb #825dede6
 DEMO_PHRASES = ('on the left', 'on the right', 'at the top', 'at the bottom')  # `blip2_lora.data.caption_of`'s places
 
-RECIPE = dict(seed=0, n_train=20_000, n_val=500, vocab_size=4096, image_size=32, patch_size=4, vision=(64, 4),
+RECIPE = dict(seed=0, n_train=20_000, n_val=500, vocab_size=4096, image_size=32, patch_size=4, vision=(96, 4),
               qformer=(96, 3), lm=(128, 4), num_query_tokens=8,
               lm_steps=400, lm_batch=16, lm_lr=2e-3,
               clip_steps=2000, clip_batch=64, clip_lr=1e-3, clip_shape_negatives=1.0, teacher=(32, 64, 128),  # the convnet teacher

@@ -3,7 +3,7 @@
 
 One command, deterministic (same seed, torch version and thread count -> same weights), CPU only:
 
-    .venv/bin/python scripts/pretrain_base.py --out /tmp/tiny-opt     # 45 min on 2 shared cores, 13.7 MB
+    .venv/bin/python scripts/pretrain_base.py --out /tmp/tiny-opt     # 36 min on an idle 2-core machine, 15.8 MB
 
 Steps (`blip2_lora.pretrain.build_base` with `RECIPE`): a procedural image world -> a byte-level BPE tokenizer and a
 tiny OPT pretrained on the Python docs + the world's captions -> a small convnet trained CLIP-style (with shape-swapped hard

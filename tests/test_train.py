@@ -105,10 +105,12 @@ def test_training_reduces_heldout_loss(tmp_path, quant):
     assert all((p/COMPLETE).exists() for p in (out/'checkpoints').iterdir())
 
 def test_two_processes_match_one(tmp_path):
-    "torchrun, 2 processes x batch 2 (gloo) == 1 process x batch 4: same adapter within 1e-6."
+    "torchrun, 2 processes x batch 2 (gloo) == 1 process x batch 4: same adapter within 1e-5."
     # Summation order differs (two half batches + all-reduce vs one batch), so gradients differ by float rounding;
     # Adam divides by sqrt(v), which turns rounding in lora_A's near-zero early gradients into update noise ~ lr.
-    # Measured max |diff|: 2.2e-7 at lr 1e-3 (below), 5.7e-6 at lr 3e-3.
+    # Measured max |diff| at lr 1e-3 (below): 2.2e-7 on tiny-opt v5, 1.7e-6 on v6 (5.7e-6 at lr 3e-3 on v5). A real
+    # fault (a process training on its half batch alone, or on the wrong rows) would change Adam's updates themselves,
+    # on the order of lr = 1e-3 per step: far above the bound.
     base = dict(data='synthetic:16', eval_data='synthetic:4:1', max_steps=6, lora_dropout=0.0, lr=1e-3, save_steps=3, targets='seed')
     r2 = worker(dict(base, output=str(tmp_path/'two'), batch_size=2), nproc=2)
     assert r2.returncode == 0, r2.stderr[-3000:]
@@ -120,7 +122,7 @@ def test_two_processes_match_one(tmp_path):
     assert r1.returncode == 0, r1.stderr[-3000:]
     d = max_diff(adapter(tmp_path/'one'), adapter(tmp_path/'two'))
     print('2-process vs 1-process max |diff|', d)
-    assert d <= 1e-6
+    assert d <= 1e-5
     m2, m1 = (json.loads((tmp_path/d/'metrics.json').read_text())['final'] for d in ('two', 'one'))
     assert m2['best_step'] == m1['best_step'] and abs(m2['eval']['eval_loss'] - m1['eval']['eval_loss']) < 1e-5
     gen = lambda m: {k: v for k, v in m['eval'].items() if k.startswith(('eval_bleu', 'eval_cider', 'eval_exact')) or k == 'eval_sample'}
