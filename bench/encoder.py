@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python bench/encoder.py --steps 2000 --pool patches       # CLIP on the mean patch token
     OMP_NUM_THREADS=1 .venv/bin/python bench/encoder.py --distill --set distill_steps=3000  # the recipe: convnet teacher -> ViT
 
-A full base (`scripts/pretrain_base.py`) takes ~28 minutes; the encoder is what limits `bench/learn.py`'s held-out
+A full base (`scripts/pretrain_base.py`) takes ~36 minutes; the encoder is what limits `bench/learn.py`'s held-out
 task, and this script trains only it: `RECIPE`'s world, tokenizer and CLIP stage (with `--set key=value` overrides),
 then the same linear probe as `bench/probe.py` on the 5 new shapes from the ViT's output (what the Q-Former reads),
 from 240 and 2,000 images. Compare variants at the same --steps; the CLIP-only ViT at 8,000 steps (tiny-opt v4) gave 0.55 / 0.77.

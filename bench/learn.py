@@ -4,7 +4,7 @@
     .venv/bin/python bench/learn.py --tasks heldout --seeds 0 --model pretrain_out/tiny-opt -- --lr 1e-3
 
 A `--model FOLDER` is not a reserved tiny name, so `blip2-lora train` gives it the 'real' recipe (`config.RECIPES`):
-to measure a candidate base with the tiny defaults, pass them after `--` (`-- --targets llm-all --lr 2e-3 --max-steps 600
+to measure a candidate base with the tiny defaults, pass them after `--` (`-- --targets llm+qformer --lr 4e-3 --max-steps 600
 --batch-size 8`). Every run is the command a new user types, `blip2-lora train --data D --output O --seed S` (plus the arguments after
 `--`), in a subprocess, timed; then greedy captions of the test images through `load_for_inference` + `caption`.
 
